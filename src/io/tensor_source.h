@@ -1,0 +1,74 @@
+// Tensors as stored in a checkpoint file (safetensors or GGUF), before any model knows them.
+//
+// A TensorInfo points into a memory-mapped file: nothing is copied until a consumer dequantizes or
+// converts it. Shapes are row-major, outermost dimension first (GGUF's reversed ne[] order is
+// turned around by the GGUF reader), so a linear layer's weight is [out_features, in_features].
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace canopy {
+
+// Storage types. Values are GGML's type ids, so GGUF files map onto them directly.
+enum class TensorType : uint32_t {
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  BF16 = 30,
+};
+
+std::string_view tensor_type_name(TensorType t);
+// Elements per block and bytes per block of a (possibly quantized) type; 1 and the element size
+// for plain types. Throws canopy::Error naming the type when it is not supported.
+int64_t tensor_type_block_elems(TensorType t);
+int64_t tensor_type_block_bytes(TensorType t);
+// Bytes of a row-major tensor of `numel` elements; throws when numel is not a whole number of
+// blocks or the size overflows.
+uint64_t tensor_type_bytes(TensorType t, int64_t numel);
+bool tensor_type_supported(TensorType t);
+
+struct TensorInfo {
+  std::string name;
+  TensorType type = TensorType::F32;
+  std::vector<int64_t> shape;      // outermost first
+  std::span<const uint8_t> bytes;  // exactly tensor_type_bytes(type, numel()) bytes, in the file
+  std::string file;                // the file it lives in, for error messages
+
+  int64_t numel() const;
+};
+
+// Decodes `info` into f32 at dst (numel() floats). Supports every type tensor_type_supported()
+// accepts; throws canopy::Error naming the tensor and its type otherwise.
+void dequantize_to_f32(const TensorInfo& info, float* dst);
+// Decodes `n` elements of raw data of type t (n a multiple of the block size) into dst.
+void dequantize_row(TensorType t, const uint8_t* src, float* dst, int64_t n);
+
+// A set of named tensors from one or more files (a sharded safetensors folder, one GGUF file).
+class TensorSource {
+ public:
+  virtual ~TensorSource() = default;
+  // nullptr when absent.
+  virtual const TensorInfo* find(std::string_view name) const = 0;
+  virtual std::vector<std::string> names() const = 0;
+  // Like find(), but throws canopy::Error naming the tensor and the source when absent.
+  const TensorInfo& get(std::string_view name) const;
+  virtual std::string description() const = 0;  // e.g. the folder or file path
+};
+
+}  // namespace canopy
