@@ -1,0 +1,140 @@
+#include "template/chat_template.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "template/interpreter.h"
+#include "template/parser.h"
+#include "template/value.h"
+
+namespace canopy {
+
+struct ChatTemplate::Compiled {
+  std::string source;
+  jinja::Body body;
+};
+
+ChatTemplate ChatTemplate::from_string(const std::string& source) {
+  auto compiled = std::make_shared<Compiled>();
+  compiled->source = source;
+  compiled->body = jinja::parse_template(source);
+  return ChatTemplate(std::move(compiled));
+}
+
+ChatTemplate ChatTemplate::from_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  CANOPY_CHECK(in.good(), "cannot open chat template file '{}'", path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  CANOPY_CHECK(!in.bad(), "cannot read chat template file '{}'", path);
+  try {
+    return from_string(text.str());
+  } catch (const Error& e) {
+    fail("{}: {}", path, e.what());
+  }
+}
+
+const std::string& ChatTemplate::source() const { return compiled_->source; }
+
+namespace {
+
+const char* json_type(const nlohmann::ordered_json& j) { return j.type_name(); }
+
+// Hugging Face's preparation of each message: keys whose value is null are dropped (templates
+// handle a missing key better than None), and the reasoning, under whichever of its names it
+// came, is made visible as both `thinking` and `reasoning_content`.
+nlohmann::ordered_json normalize_message(const nlohmann::ordered_json& message, size_t index) {
+  CANOPY_CHECK(message.is_object(), "chat message {} must be a JSON object, got {}", index, json_type(message));
+  nlohmann::ordered_json kept = nlohmann::ordered_json::object();
+  for (const auto& [key, value] : message.items())
+    if (!value.is_null()) kept[key] = value;
+  const nlohmann::ordered_json* reasoning = nullptr;
+  for (const char* field : {"reasoning_content", "thinking", "reasoning"}) {
+    if (kept.contains(field)) {
+      reasoning = &kept[field];
+      break;
+    }
+  }
+  if (reasoning == nullptr) return kept;
+  nlohmann::ordered_json aliased = nlohmann::ordered_json::object();
+  aliased["thinking"] = *reasoning;
+  for (const auto& [key, value] : kept.items()) aliased[key] = value;
+  aliased["reasoning_content"] = *reasoning;
+  return aliased;
+}
+
+}  // namespace
+
+std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const ChatRenderOptions& options) const {
+  CANOPY_CHECK(messages.is_array(), "chat messages must be a JSON array of message objects, got {}", json_type(messages));
+  CANOPY_CHECK(!messages.empty(), "cannot apply a chat template to an empty conversation");
+  CANOPY_CHECK(options.variables.is_object() || options.variables.is_null(),
+               "chat template variables must be a JSON object, got {}", json_type(options.variables));
+
+  nlohmann::ordered_json normalized = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < messages.size(); ++i) normalized.push_back(normalize_message(messages[i], i));
+
+  auto builtins = std::make_shared<jinja::Scope>(nullptr);
+  jinja::add_builtins(*builtins);
+  auto context = std::make_shared<jinja::Scope>(builtins);
+  for (const auto& [name, token] : special_tokens_) context->vars[name] = jinja::Value::string(token);
+  for (const auto& [name, token] : options.special_tokens) context->vars[name] = jinja::Value::string(token);
+  context->vars["messages"] = jinja::from_json(normalized);
+  context->vars["tools"] = jinja::from_json(options.tools);
+  context->vars["documents"] = jinja::from_json(options.documents);
+  context->vars["add_generation_prompt"] = jinja::Value::boolean(options.add_generation_prompt);
+  if (options.variables.is_object()) {
+    for (const auto& [name, value] : options.variables.items()) {
+      CANOPY_CHECK(name != "messages" && name != "tools" && name != "documents" && name != "add_generation_prompt",
+                   "chat template variable '{}' cannot be set as an extra variable; it has its own option", name);
+      context->vars[name] = jinja::from_json(value);
+    }
+  }
+
+  jinja::RenderLimits limits;
+  limits.max_steps = options.limits.max_steps;
+  limits.max_output_bytes = options.limits.max_output_bytes;
+  limits.max_call_depth = options.limits.max_call_depth;
+  jinja::Interpreter interpreter(limits, options.now);
+  return interpreter.render(compiled_->body, context);
+}
+
+std::string ChatTemplate::render(const nlohmann::json& messages, const ChatRenderOptions& options) const {
+  return render(nlohmann::ordered_json::parse(messages.dump()), options);
+}
+
+Conversation parse_conversation(const std::string& json_text) {
+  nlohmann::ordered_json j;
+  try {
+    j = nlohmann::ordered_json::parse(json_text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("the conversation is not valid JSON: {}", e.what());
+  }
+  Conversation conversation;
+  if (j.is_object()) {
+    CANOPY_CHECK(j.contains("messages"), "a conversation object must have a \"messages\" list");
+    if (j.contains("tools")) conversation.tools = j["tools"];
+    j = j["messages"];
+  }
+  CANOPY_CHECK(j.is_array(), "a conversation must be a JSON list of messages or an object with a \"messages\" list, got {}",
+               json_type(j));
+  CANOPY_CHECK(!j.empty(), "the conversation has no messages");
+  for (size_t i = 0; i < j.size(); ++i) {
+    const auto& m = j[i];
+    CANOPY_CHECK(m.is_object(), "message {} is not a JSON object", i);
+    CANOPY_CHECK(m.contains("role") && m["role"].is_string(), "message {} has no \"role\" string", i);
+    if (m.contains("content")) {
+      const auto& c = m["content"];
+      CANOPY_CHECK(c.is_string() || c.is_null() || c.is_array(),
+                   "message {} ({}): \"content\" must be a string, a list of content parts or null, got {}", i,
+                   m["role"].get<std::string>(), json_type(c));
+    }
+  }
+  CANOPY_CHECK(conversation.tools.is_null() || conversation.tools.is_array(), "\"tools\" must be a list, got {}",
+               json_type(conversation.tools));
+  conversation.messages = std::move(j);
+  return conversation;
+}
+
+}  // namespace canopy
