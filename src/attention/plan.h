@@ -33,11 +33,12 @@ struct AttentionItem {
   int32_t q_count = 0;        // number of query tokens
   int32_t out_begin = 0;      // partial slot of query j is out_begin + j
   int32_t causal = 0;         // 1 when some key of the segment comes after some query
-  int32_t node = 0;           // forest node the segment belongs to (for statistics and tests)
+  int32_t node = 0;           // forest node the segment belongs to, < num_nodes (statistics, tests)
 };
 
 struct AttentionPlan {
   int32_t num_tokens = 0;            // T
+  int32_t num_nodes = 0;             // nodes of the step's prefix forest, numbered parents first
   std::vector<int32_t> q_positions;  // [T] absolute position of each query token
   std::vector<AttentionItem> items;  // sorted longest first (largest kv_len * q_count)
   std::vector<int32_t> kv_pages;     // block ids, referenced by items
