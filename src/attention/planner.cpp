@@ -17,9 +17,7 @@ Planner::Planner(const PlannerOptions& options) : options_(options) {
                options.max_kv_tokens_per_item, bs);
   CANOPY_CHECK(options.max_q_per_item >= 0, "attention planner: max queries per item must be >= 0 (got {})",
                options.max_q_per_item);
-  block_epoch_.assign(static_cast<size_t>(options.num_blocks), 0);
-  block_seq_.assign(static_cast<size_t>(options.num_blocks), 0);
-  block_pos_.assign(static_cast<size_t>(options.num_blocks), 0);
+  stamps_.assign(static_cast<size_t>(options.num_blocks), BlockStamp{});
 }
 
 int32_t Planner::new_node(int32_t parent, int32_t rep, int32_t block_begin, int32_t block_end) {
@@ -50,7 +48,7 @@ void Planner::attach_sequence(int32_t node, int32_t seq) {
   nodes_[static_cast<size_t>(node)].first_seq = seq;
 }
 
-void Planner::insert_sequence(std::span<const PlannerSequence> sequences, int32_t s) {
+void Planner::insert_sequence(std::span<const PlannerSequence> sequences, int32_t s, std::vector<int32_t>& pages) {
   const PlannerSequence& seq = sequences[static_cast<size_t>(s)];
   const int32_t bs = options_.block_size;
   const int32_t nb = (seq.kv_len + bs - 1) / bs;  // blocks in use, >= 1
@@ -63,7 +61,8 @@ void Planner::insert_sequence(std::span<const PlannerSequence> sequences, int32_
     return b;
   };
   auto seen_at = [&](int32_t b, int32_t j) {
-    return block_epoch_[static_cast<size_t>(b)] == epoch_ && block_pos_[static_cast<size_t>(b)] == j;
+    const BlockStamp& st = stamps_[static_cast<size_t>(b)];
+    return st.epoch == epoch_ && st.pos == j;
   };
 
   // Find the deepest block position j at which this sequence joins a path already in the trie:
@@ -71,12 +70,14 @@ void Planner::insert_sequence(std::span<const PlannerSequence> sequences, int32_
   // that the whole prefix up to it is identical (so the trie stays exact for any block tables).
   int32_t join_seq = -1, join_pos = -1;
   if (seen_at(check_block(0), 0)) {
+    complete_stamps(sequences, stamps_[static_cast<size_t>(table[0])].seq);
     for (int32_t j = nb - 1; j >= 0; --j) {
       const int32_t b = check_block(j);
       if (!seen_at(b, j)) continue;
-      const int32_t r = block_seq_[static_cast<size_t>(b)];
+      const int32_t r = stamps_[static_cast<size_t>(b)].seq;
       const int32_t* rep_table = sequences[static_cast<size_t>(r)].block_table.data();
-      if (std::memcmp(table, rep_table, static_cast<size_t>(j) * sizeof(int32_t)) == 0) {
+      if (!options_.verify_shared_prefixes ||
+          std::memcmp(table, rep_table, static_cast<size_t>(j) * sizeof(int32_t)) == 0) {
         join_seq = r;
         join_pos = j;
       }
@@ -106,6 +107,7 @@ void Planner::insert_sequence(std::span<const PlannerSequence> sequences, int32_
         nodes_[static_cast<size_t>(c)].parent = lower;
       lo.first_seq = up.first_seq;
       for (int32_t q = lo.first_seq; q >= 0; q = seq_next_[static_cast<size_t>(q)]) seq_leaf_[static_cast<size_t>(q)] = lower;
+      lo.page_begin = up.page_begin + (join_pos + 1 - up.block_begin);
       up.block_end = join_pos + 1;
       up.first_child = up.last_child = -1;
       up.first_seq = -1;
@@ -120,13 +122,44 @@ void Planner::insert_sequence(std::span<const PlannerSequence> sequences, int32_
     first_private = join_pos + 1;
   }
   attach_sequence(leaf, s);
+  // The private blocks become the new node's pages (a later split keeps both halves contiguous).
+  // They are read by the kernels, so every id is range-checked (min and max: one cheap pass).
+  int32_t lo = INT32_MAX, hi = INT32_MIN;
   for (int32_t j = first_private; j < nb; ++j) {
-    const size_t b = static_cast<size_t>(check_block(j));
-    if (block_epoch_[b] == epoch_) continue;  // placed earlier at another position: keep the first
-    block_epoch_[b] = epoch_;
-    block_seq_[b] = s;
-    block_pos_[b] = j;
+    lo = std::min(lo, table[j]);
+    hi = std::max(hi, table[j]);
   }
+  if (lo < 0 || hi >= options_.num_blocks)
+    for (int32_t j = first_private; j < nb; ++j) check_block(j);  // throws, naming the block
+  nodes_[static_cast<size_t>(leaf)].page_begin = static_cast<int32_t>(pages.size());
+  pages.insert(pages.end(), table + first_private, table + nb);
+  if (first_private == 0) {
+    // A new root: stamp only its first block, and the rest when a later sequence meets that block
+    // (complete_stamps). Without prefix sharing no one ever does, and the stamps are never written.
+    nodes_[static_cast<size_t>(leaf)].stamped = false;
+    stamp_blocks(sequences, s, 0, 1);
+  } else {
+    stamp_blocks(sequences, s, first_private, nb);
+  }
+}
+
+void Planner::stamp_blocks(std::span<const PlannerSequence> sequences, int32_t s, int32_t from, int32_t to) {
+  const int32_t* table = sequences[static_cast<size_t>(s)].block_table.data();
+  for (int32_t j = from; j < to; ++j) {
+    BlockStamp& st = stamps_[static_cast<size_t>(table[j])];
+    if (st.epoch == epoch_) continue;  // placed earlier at another position: keep the first
+    st = BlockStamp{epoch_, s, j};
+  }
+}
+
+void Planner::complete_stamps(std::span<const PlannerSequence> sequences, int32_t r) {
+  // r's first block is stamped; if r started a root that is still lazy, nobody has joined it yet,
+  // so it is exactly r's whole path and r ends there.
+  Node& n = nodes_[static_cast<size_t>(seq_leaf_[static_cast<size_t>(r)])];
+  if (n.stamped) return;
+  CANOPY_ASSERT(n.parent < 0 && n.block_begin == 0);
+  n.stamped = true;
+  stamp_blocks(sequences, r, 1, n.block_end);
 }
 
 void Planner::order_nodes(std::span<const PlannerSequence> sequences) {
@@ -174,11 +207,6 @@ void Planner::emit_items(std::span<const PlannerSequence> sequences, AttentionPl
     const int32_t kv_end = n.kv_end;
     if (n.seq_hi - n.seq_lo > 1) ++stats_.shared_nodes;
 
-    // The node's blocks, once for all its items.
-    const int32_t page_begin = static_cast<int32_t>(plan.kv_pages.size());
-    const int32_t* rep_table = sequences[static_cast<size_t>(n.rep)].block_table.data();
-    plan.kv_pages.insert(plan.kv_pages.end(), rep_table + n.block_begin, rep_table + (kv_end + bs - 1) / bs);
-
     // Its queries: every step token below it at a position >= the node's first key (earlier
     // tokens of a prefill chunk that crosses into this node cannot see any of its keys).
     const int32_t q_first = static_cast<int32_t>(plan.q_tokens.size());
@@ -204,7 +232,7 @@ void Planner::emit_items(std::span<const PlannerSequence> sequences, AttentionPl
         if (c0 > max_pos) break;  // every key of this and later chunks comes after every query
         const int32_t c1 = std::min(kv_end, c0 + chunk);
         AttentionItem item;
-        item.kv_page_begin = page_begin + (c0 - kv_begin) / bs;
+        item.kv_page_begin = n.page_begin + (c0 - kv_begin) / bs;
         item.kv_len = c1 - c0;
         item.kv_pos0 = c0;
         item.q_begin = qb;
@@ -224,7 +252,8 @@ void Planner::finish_plan(AttentionPlan& plan) {
     const AttentionItem& it = unsorted_[i];
     order_.emplace_back(-static_cast<int64_t>(it.kv_len) * it.q_count, static_cast<int32_t>(i));
   }
-  std::sort(order_.begin(), order_.end());
+  // Decode steps usually come out sorted already (shared nodes first, then equal leaves).
+  if (!std::is_sorted(order_.begin(), order_.end())) std::sort(order_.begin(), order_.end());
   plan.items.clear();
   int32_t slot = 0;
   for (const auto& [key, index] : order_) {
@@ -291,15 +320,26 @@ void Planner::build(std::span<const PlannerSequence> sequences, int32_t num_toke
 
   // The step's forest: a compressed trie over block ids.
   if (++epoch_ == 0) {  // the stamps wrapped around (after 2^32 steps): forget them all
-    std::fill(block_epoch_.begin(), block_epoch_.end(), 0u);
+    std::fill(stamps_.begin(), stamps_.end(), BlockStamp{});
     epoch_ = 1;
   }
   nodes_.clear();
   roots_.clear();
   seq_leaf_.assign(sequences.size(), -1);
   seq_next_.assign(sequences.size(), -1);
-  for (size_t s = 0; s < sequences.size(); ++s)
-    if (sequences[s].q_count > 0) insert_sequence(sequences, static_cast<int32_t>(s));
+  for (size_t s = 0; s < sequences.size(); ++s) {
+    // The tables are usually cold: start loading a later sequence's first and last blocks.
+    constexpr size_t kAhead = 4;
+    if (s + kAhead < sequences.size() && sequences[s + kAhead].q_count > 0) {
+      const auto& next = sequences[s + kAhead];
+      const int32_t* first = next.block_table.data();
+      const int32_t* last = first + (next.kv_len + bs - 1) / bs - 1;  // the walk starts here, going back
+      __builtin_prefetch(first);
+      __builtin_prefetch(last);
+      if (last - first >= 16) __builtin_prefetch(last - 16);
+    }
+    if (sequences[s].q_count > 0) insert_sequence(sequences, static_cast<int32_t>(s), plan.kv_pages);
+  }
 
   order_nodes(sequences);
   stats_.num_nodes = static_cast<int32_t>(nodes_.size());

@@ -20,10 +20,10 @@
 // follows it too: the plan is deterministic for a given input.
 //
 // Cost: one pass over the step's tokens, a walk over each sequence's private (unshared) blocks, and
-// one memcmp of each sequence's shared block prefix against the sequence it shares with (which
-// makes sharing exact even for block tables that were not built by the KV cache manager). The
-// Planner keeps its buffers, and the plan keeps its vectors' capacity, so steady-state steps do
-// not allocate.
+// (unless PlannerOptions::verify_shared_prefixes is off) one memcmp of each sequence's shared block
+// prefix against the sequence it shares with, which makes sharing exact even for block tables that
+// were not built by the KV cache manager. The Planner keeps its buffers, and the plan keeps its
+// vectors' capacity, so steady-state steps do not allocate.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +46,12 @@ struct PlannerOptions {
   int32_t num_blocks = 0;               // block ids are < num_blocks (the pool's capacity)
   int32_t max_kv_tokens_per_item = 0;   // split-KV chunk, a multiple of block_size; 0 = no split
   int32_t max_q_per_item = 0;           // query tokens per item; 0 = no limit
+  // Sharing is taken from identical block ids at identical positions. With verification on, a
+  // sequence that meets a block already placed by another sequence is compared with it over every
+  // earlier block (one memcmp), so the plan is exact for any block tables. Tables from the KV cache
+  // manager always agree there (kv_cache_manager.h: a block determines the whole path before it),
+  // so the engine may turn verification off and save one pass over the shared part of the tables.
+  bool verify_shared_prefixes = true;
 };
 
 // What the last build found, for statistics, tests and benchmarks.
@@ -76,16 +82,22 @@ class Planner {
     int32_t block_end = 0;
     int32_t first_child = -1, last_child = -1, next_sibling = -1;
     int32_t first_seq = -1;   // sequences whose path ends at this node (linked through seq_next_)
+    int32_t page_begin = 0;   // AttentionPlan::kv_pages index of block_begin's block
     int32_t kv_end = 0;       // KV positions [block_begin * bs, kv_end)
     int32_t seq_lo = 0, seq_hi = 0;  // sequences below it: dfs_seqs_[seq_lo .. seq_hi)
     int32_t order = 0;        // preorder index: the node id the plan reports
+    bool stamped = true;      // false: a root whose blocks after the first are not stamped yet
   };
 
   int32_t new_node(int32_t parent, int32_t rep, int32_t block_begin, int32_t block_end);
   void add_child(int32_t parent, int32_t child);
   void attach_sequence(int32_t node, int32_t seq);
-  // Inserts sequence s into the step's trie.
-  void insert_sequence(std::span<const PlannerSequence> sequences, int32_t s);
+  // Inserts sequence s into the step's trie; its private blocks go to `pages` (the plan's kv_pages).
+  void insert_sequence(std::span<const PlannerSequence> sequences, int32_t s, std::vector<int32_t>& pages);
+  // Records blocks [from, to) of sequence s as placed by s (keeping earlier stamps).
+  void stamp_blocks(std::span<const PlannerSequence> sequences, int32_t s, int32_t from, int32_t to);
+  // Stamps the rest of the root that sequence r started, if that was left for later.
+  void complete_stamps(std::span<const PlannerSequence> sequences, int32_t r);
   void order_nodes(std::span<const PlannerSequence> sequences);
   void emit_items(std::span<const PlannerSequence> sequences, AttentionPlan& plan);
   void finish_plan(AttentionPlan& plan);
@@ -94,9 +106,12 @@ class Planner {
   PlannerStats stats_;
 
   // Per block id: which sequence first placed it in the trie this step, at which block position.
-  std::vector<uint32_t> block_epoch_;  // [num_blocks] == epoch_ when seen in this build
-  std::vector<int32_t> block_seq_;     // [num_blocks]
-  std::vector<int32_t> block_pos_;     // [num_blocks]
+  struct BlockStamp {
+    uint32_t epoch = 0;  // == epoch_ when placed in this build
+    int32_t seq = 0;
+    int32_t pos = 0;
+  };
+  std::vector<BlockStamp> stamps_;  // [num_blocks]
   uint32_t epoch_ = 0;
 
   std::vector<Node> nodes_;

@@ -235,9 +235,10 @@ struct PlanOutput {
   std::vector<float> out, lse;
 };
 
-inline PlanOutput run_plan(const BatchConfig& cfg, const PagedBatch& pb, int32_t max_kv, int32_t max_q) {
+inline PlanOutput run_plan(const BatchConfig& cfg, const PagedBatch& pb, int32_t max_kv, int32_t max_q,
+                           bool verify_shared_prefixes = true) {
   PlanOutput r;
-  Planner planner({cfg.block_size, pb.layout.num_blocks, max_kv, max_q});
+  Planner planner({cfg.block_size, pb.layout.num_blocks, max_kv, max_q, verify_shared_prefixes});
   planner.build(pb.seqs, pb.num_tokens, r.plan);
   AttentionPartials partials;
   r.out.assign(pb.q.size(), 0.0f);

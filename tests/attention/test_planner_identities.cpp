@@ -84,7 +84,10 @@ TEST(PlannerIdentities, DecomposedEqualsFlatAttention) {
           const auto forest = canopy::testing::random_forest(rng, cfg);
           const auto batch = canopy::testing::layout_batch(forest, cfg, Sharing::Deep, rng(), rng());
           const auto ref = canopy::testing::reference_attention(forest, cfg, batch);
-          const auto got = canopy::testing::run_plan(cfg, batch, split.max_kv_blocks * bs, split.max_q);
+          // These tables share whole prefixes, as the KV cache manager's do, so trusting them
+          // (no memcmp) must give the same plan.
+          const bool verify = trial != 1;
+          const auto got = canopy::testing::run_plan(cfg, batch, split.max_kv_blocks * bs, split.max_q, verify);
           expect_matches_reference(got, ref,
                                    fmt::format("seed {} bs {} Hkv {} split ({}, {}) trial {}", seed, bs, hkv,
                                                split.max_kv_blocks, split.max_q, trial));
