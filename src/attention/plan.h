@@ -16,7 +16,13 @@
 //   2. for every token t, merge the partials in slots merge_slots[merge_offsets[t] ..
 //      merge_offsets[t+1]) -> out [T, Hq, D].
 // A key at absolute position kp is visible to a query at position qp iff kp <= qp. Items whose keys
-// all precede all their queries have causal = 0 and need no mask.
+// all precede all their queries have causal = 0 and need no mask. A row of a causal item may see no
+// key at all (a prefill token tiled with later ones): its partial is empty, LSE = -inf (lse.h).
+//
+// Built by attention/planner.h (the layout of kv_pages and q_tokens is its business: consumers
+// only follow the indices). Sizes vary per step; the planner reuses the vectors, so their capacity
+// settles at the high-water mark, and a backend that captures a step as a graph sizes its device
+// copies the same way.
 #pragma once
 
 #include <cstdint>

@@ -24,6 +24,14 @@
 // prefix against the sequence it shares with, which makes sharing exact even for block tables that
 // were not built by the KV cache manager. The Planner keeps its buffers, and the plan keeps its
 // vectors' capacity, so steady-state steps do not allocate.
+// Engine use, once per step after the KV cache manager has reserved the step's slots
+// (kv/kv_cache_manager.h): for each scheduled sequence,
+//   PlannerSequence{kv.block_table(id), kv.length(id), first step token, tokens this step}
+// then planner.build(...) and every layer runs the same plan. Block tables come from the manager,
+// so PlannerOptions::verify_shared_prefixes may be off. Suggested options: GPU, from the SM count
+// (e.g. max_q_per_item 64-128 rows / group, max_kv_tokens_per_item so that items cover every SM);
+// CPU (run_attention_plan_cpu parallelizes over items x KV heads), max_q_per_item 64 and
+// max_kv_tokens_per_item 2048 or 0.
 #pragma once
 
 #include <cstdint>

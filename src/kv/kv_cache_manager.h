@@ -23,6 +23,10 @@
 //   (e) free(seq) for finished sequences: references drop; blocks go back to the pool, except
 //       those the prefix tree caches, which stay until evicted (LRU, when an allocation needs them).
 //
+// --no-prefix-sharing: construct with prefix_caching = false and give each of a prompt's n samples
+// its own create() and prefill instead of fork(): every sequence then owns private blocks, and the
+// attention planner, which finds sharing in the block tables, plans per-sequence attention.
+//
 // Sharing rules: a fork shares every block of its parent. A full block is never written again, so
 // it is shared for good; the partly filled last block is shared until one side appends, and that
 // side gets a copy (the other keeps writing in place once it is the only holder).

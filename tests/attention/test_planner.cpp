@@ -142,7 +142,13 @@ TEST(Planner, TablesSharingBlocksOutOfOrderStayExact) {
   batch.add({5, 6, 7}, 6, 1);
   batch.add({8, 6, 3}, 5, 2);
   batch.add({5, 6, 7}, 5, 1);  // a true prefix of the first (shares blocks 5, 6 and 7's first token)
+  batch.add({5, 9, 7}, 6, 3);  // meets block 7 at the same position, but after a different block
   const AttentionPlan plan = batch.plan();
+  // Block 7 is read twice: once for the sequences that share the path [5, 6, 7], once for [5, 9, 7].
+  int32_t reads_of_7 = 0;
+  for (const auto& it : plan.items)
+    for (int32_t i = 0; i < (it.kv_len + 1) / 2; ++i) reads_of_7 += plan.kv_pages[static_cast<size_t>(it.kv_page_begin + i)] == 7;
+  EXPECT_EQ(reads_of_7, 2);
   batch.expect_exact(plan);
   batch.expect_exact(batch.plan(2, 1));
 }
