@@ -73,6 +73,7 @@ void attend_item_head_cpu(const AttentionPlan& plan, const AttentionItem& item, 
       for (int i = 0; i < vis; ++i) {
         const float* kr = kt + static_cast<size_t>(i) * D;
         float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)  // lets the compiler split the sum into vector lanes
         for (size_t d = 0; d < D; ++d) dot += qr[d] * kr[d];
         sc.p[static_cast<size_t>(i)] = dot;
         tile_max = std::max(tile_max, dot);

@@ -72,7 +72,7 @@ void expect_well_formed(const AttentionPlan& plan, const std::vector<PlannerSequ
 TEST(PlannerIdentities, DecomposedEqualsFlatAttention) {
   const uint64_t seed = canopy::testing::test_seed();
   std::mt19937_64 rng(seed);
-  int checked = 0, crossing = 0, causal_shared = 0;
+  int checked = 0, crossing = 0, causal_shared = 0, empty_rows = 0;
   for (int bs : {1, 16, 32}) {
     for (int hkv : {8, 2, 1}) {  // GQA groups 1, 4, 8
       for (Split split : {Split{0, 0}, Split{2, 3}, Split{1, 1}}) {
@@ -101,6 +101,8 @@ TEST(PlannerIdentities, DecomposedEqualsFlatAttention) {
             if (path.size() > 1 && first_q < forest.nodes[static_cast<size_t>(path.back())].start) ++crossing;
           }
           for (const auto& it : got.plan.items) {
+            for (int32_t j = 0; j < it.q_count; ++j)  // rows that see no key of their item: LSE = -inf parts
+              empty_rows += got.plan.q_positions[static_cast<size_t>(got.plan.q_tokens[static_cast<size_t>(it.q_begin + j)])] < it.kv_pos0;
             int32_t readers = 0;
             for (const auto& other : got.plan.items)
               if (other.node == it.node && other.kv_pos0 == it.kv_pos0) readers += other.q_count;
@@ -113,6 +115,7 @@ TEST(PlannerIdentities, DecomposedEqualsFlatAttention) {
   EXPECT_EQ(checked, 81);
   EXPECT_GT(crossing, 10) << "prefill chunks should cross node boundaries";
   EXPECT_GT(causal_shared, 10) << "some shared nodes should need the causal mask";
+  EXPECT_GT(empty_rows, 10) << "some rows should see no key of an item (LSE = -inf parts)";
 }
 
 TEST(PlannerIdentities, MultiLevelEqualsTwoLevelEqualsNoSharing) {
