@@ -298,6 +298,8 @@ void Planner::build(std::span<const PlannerSequence> sequences, int32_t num_toke
     if (seq.q_count == 0) continue;
     CANOPY_CHECK(seq.q_count > 0 && seq.kv_len >= seq.q_count,
                  "attention planner: sequence {} has {} queries but {} KV tokens", s, seq.q_count, seq.kv_len);
+    CANOPY_CHECK(seq.kv_len <= INT32_MAX / 2, "attention planner: sequence {} has {} KV tokens, too many", s,
+                 seq.kv_len);
     CANOPY_CHECK(seq.q_begin >= 0 && seq.q_begin <= num_tokens - seq.q_count,
                  "attention planner: sequence {} has step tokens [{}, {}) outside the step's {} tokens", s,
                  seq.q_begin, static_cast<int64_t>(seq.q_begin) + seq.q_count, num_tokens);
