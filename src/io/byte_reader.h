@@ -65,6 +65,14 @@ class ByteReader {
     pos_ = offset;
   }
 
+  // Throws a canopy::Error for a field whose value cannot be right for a file of this size (a
+  // count or length too large for the bytes left): truncation or corruption.
+  template <typename... Args>
+  [[noreturn]] void truncated(fmt::format_string<Args...> format, Args&&... args) const {
+    fail("'{}' is truncated or corrupted: {}{}{}", file_, context_, context_.empty() ? "" : ": ",
+         fmt::format(format, std::forward<Args>(args)...));
+  }
+
   // Throws a canopy::Error naming the file, the context and the field.
   template <typename... Args>
   [[noreturn]] void corrupt(fmt::format_string<Args...> format, Args&&... args) const {

@@ -89,7 +89,7 @@ GgufValue read_value(ByteReader& r, GgufType type, int depth) {
       const uint64_t length = r.u64("array length");
       if (length > kMaxArrayLength) r.corrupt("array length {} exceeds the limit of {}", length, kMaxArrayLength);
       if (length > r.remaining() / min_value_bytes(elem)) {
-        r.corrupt("array of {} {} values cannot fit in the {} bytes left in the file", length,
+        r.truncated("array of {} {} values cannot fit in the {} bytes left in the file", length,
                   gguf_type_name(elem), r.remaining());
       }
       GgufArray items;
@@ -205,10 +205,10 @@ void GgufFile::Impl::parse_header(ByteReader& r, uint64_t& tensor_count, uint64_
   tensor_count = r.u64("tensor count");
   metadata_count = r.u64("metadata count");
   if (metadata_count > r.remaining() / kMinMetadataBytes) {
-    r.corrupt("metadata count {} cannot fit in a file of {} bytes", metadata_count, r.size());
+    r.truncated("metadata count {} cannot fit in a file of {} bytes", metadata_count, r.size());
   }
   if (tensor_count > r.remaining() / kMinTensorInfoBytes) {
-    r.corrupt("tensor count {} cannot fit in a file of {} bytes", tensor_count, r.size());
+    r.truncated("tensor count {} cannot fit in a file of {} bytes", tensor_count, r.size());
   }
 }
 
