@@ -11,6 +11,8 @@ Files (all small; deterministic for a fixed seed):
   st_single/model.safetensors, st_sharded/ (two shards and model.safetensors.index.json),
   st_expected.safetensors
                       F32/F16/BF16 tensors (written with torch + safetensors) and their f32 values.
+  ../../fuzz/corpus/  seed inputs of the fuzz targets: a small GGUF holding one block of every
+                      type, aligned64.gguf, and the safetensors files above.
   smollm2_spot.json   spot values of the default model's tensors, dequantized by the gguf package
                       (only when the model is found: --model, $CANOPY_MODEL or ~/.cache/canopy).
 """
@@ -27,7 +29,9 @@ from gguf.constants import GGML_QUANT_SIZES
 from gguf.quants import dequantize
 from safetensors.torch import save_file
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "io"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "tests" / "data" / "io"
+CORPUS = ROOT / "tests" / "fuzz" / "corpus"
 SEED = 20261125
 
 # Byte offsets of the f16 scale fields inside one block of each quantized type: they get finite
@@ -164,6 +168,39 @@ def write_safetensors(rng):
     (OUT / "st_sharded" / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
+def write_fuzz_seeds(rng):
+    """Small seeds: libFuzzer mutates them, so every structure the readers know appears once."""
+    gguf_dir = CORPUS / "fuzz_gguf"
+    gguf_dir.mkdir(parents=True, exist_ok=True)
+    w = GGUFWriter(gguf_dir / "one_block_per_type.gguf", arch="llama")
+    w.add_uint32("llama.block_count", 2)
+    w.add_float32("llama.rope.freq_base", 10000.0)
+    w.add_bool("tokenizer.ggml.add_bos_token", True)
+    w.add_array("tokenizer.ggml.tokens", ["<s>", "a", "b"])
+    w.add_array("tokenizer.ggml.scores", [0.0, -1.0, -2.0])
+    w.add_array("tokenizer.ggml.token_type", [3, 1, 1])
+    w.add_array("nested", [["x"], ["y", "z"]])
+    w.add_int64("i64", -5)
+    w.add_float64("f64", 0.25)
+    for qtype in F16_FIELDS:
+        block_elems = GGML_QUANT_SIZES[qtype][0]
+        w.add_tensor(qtype.name, random_blocks(rng, qtype, 1, block_elems), raw_dtype=qtype)
+    w.add_tensor("F32", rng.normal(size=(2, 3)).astype(np.float32))
+    w.add_tensor("F16", rng.normal(size=(4,)).astype(np.float16))
+    w.add_tensor("BF16", bf16_bits(rng, 8).view(np.uint8), raw_dtype=T.BF16)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    (gguf_dir / "aligned64.gguf").write_bytes((OUT / "aligned64.gguf").read_bytes())
+
+    st_dir = CORPUS / "fuzz_safetensors"
+    st_dir.mkdir(parents=True, exist_ok=True)
+    (st_dir / "single.safetensors").write_bytes((OUT / "st_single" / "model.safetensors").read_bytes())
+    for i, shard in enumerate(sorted((OUT / "st_sharded").glob("*.safetensors"))):
+        (st_dir / f"shard{i + 1}.safetensors").write_bytes(shard.read_bytes())
+
+
 def write_model_spots(model_path):
     reader = GGUFReader(model_path)
     rng = np.random.default_rng(SEED)
@@ -197,6 +234,7 @@ def main():
     write_types_gguf(rng)
     write_aligned_gguf(rng)
     write_safetensors(rng)
+    write_fuzz_seeds(rng)
     model = args.model or os.environ.get("CANOPY_MODEL") or str(
         Path.home() / ".cache" / "canopy" / "SmolLM2-135M-Instruct.Q4_1.gguf")
     if Path(model).is_file():

@@ -207,7 +207,9 @@ std::unique_ptr<TensorSource> open_sharded(const fs::path& folder, const fs::pat
 
   auto source = std::make_unique<SafetensorsSource>(folder.string());
   std::map<std::string, Shard*> shards;
-  for (const auto& [tensor, file] : weight_map.items()) {
+  for (auto item = weight_map.begin(); item != weight_map.end(); ++item) {
+    const std::string& tensor = item.key();
+    const json& file = item.value();
     CANOPY_CHECK(file.is_string(), "'{}' maps tensor '{}' to {}, not to a shard file name", index_name,
                  tensor, file.dump());
     const std::string& shard_name = file.get_ref<const std::string&>();
