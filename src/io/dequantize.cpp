@@ -5,6 +5,7 @@
 // layer is compiled with -ffp-contract=off so that no fused multiply-add changes a result).
 // The tests compare against the gguf Python package bit for bit.
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "core/error.h"
@@ -20,11 +21,25 @@ namespace {
 constexpr int kQK = 32;   // elements per block of the 32-element formats
 constexpr int kQKK = 256;  // elements per super-block of the K formats
 
+// f16 bits to f32, exactly as core's f16_to_f32 (NaN payloads kept), but inline and branch-free
+// so that the F16 loop vectorizes. No arithmetic on subnormal floats is involved, so the result
+// does not depend on the FTZ/DAZ modes.
+inline float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t em = h & 0x7fffu;  // exponent and mantissa
+  const uint32_t normal = (em << 13) + (112u << 23);  // rebias the exponent from 15 to 127
+  const uint32_t special = (em << 13) | 0x7f800000u;  // inf or NaN
+  const float subnormal = static_cast<float>(em) * 0x1p-24f;  // em < 0x400: exact
+  const uint32_t subnormal_bits = std::bit_cast<uint32_t>(subnormal);
+  const uint32_t bits = em >= 0x7c00u ? special : (em >= 0x0400u ? normal : subnormal_bits);
+  return std::bit_cast<float>(bits | sign);
+}
+
 // Loads of little-endian fields at any alignment (memcpy keeps unaligned access defined).
 inline float load_f16(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
-  return f16_to_f32(h);
+  return half_to_float(h);
 }
 inline uint32_t load_u32(const uint8_t* p) {
   uint32_t v;
@@ -42,7 +57,7 @@ void decode_f16(const uint8_t* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     uint16_t h;
     std::memcpy(&h, src + 2 * i, 2);
-    dst[i] = f16_to_f32(h);
+    dst[i] = half_to_float(h);
   }
 }
 
@@ -60,10 +75,8 @@ void decode_q4_0(const uint8_t* src, float* dst, int64_t blocks) {
   for (int64_t b = 0; b < blocks; ++b, src += 18, dst += kQK) {
     const float d = load_f16(src);
     const uint8_t* qs = src + 2;
-    for (int j = 0; j < 16; ++j) {
-      dst[j] = d * static_cast<float>((qs[j] & 0x0f) - 8);
-      dst[j + 16] = d * static_cast<float>((qs[j] >> 4) - 8);
-    }
+    for (int j = 0; j < 16; ++j) dst[j] = d * static_cast<float>((qs[j] & 0x0f) - 8);
+    for (int j = 0; j < 16; ++j) dst[j + 16] = d * static_cast<float>((qs[j] >> 4) - 8);
   }
 }
 
@@ -73,10 +86,10 @@ void decode_q4_1(const uint8_t* src, float* dst, int64_t blocks) {
     const float d = load_f16(src);
     const float m = load_f16(src + 2);
     const uint8_t* qs = src + 4;
-    for (int j = 0; j < 16; ++j) {
-      dst[j] = d * static_cast<float>(qs[j] & 0x0f) + m;
-      dst[j + 16] = d * static_cast<float>(qs[j] >> 4) + m;
-    }
+    uint8_t q[kQK];  // unpacked first: byte-wide loops, then one float loop, vectorize best
+    for (int j = 0; j < 16; ++j) q[j] = qs[j] & 0x0f;
+    for (int j = 0; j < 16; ++j) q[j + 16] = qs[j] >> 4;
+    for (int j = 0; j < kQK; ++j) dst[j] = d * static_cast<float>(q[j]) + m;
   }
 }
 
@@ -130,13 +143,18 @@ void decode_q2_k(const uint8_t* src, float* dst, int64_t blocks) {
     const uint8_t* qs = src + 16;
     const float d = load_f16(src + 80);
     const float dmin = load_f16(src + 82);
-    for (int i = 0; i < kQKK; ++i) {
-      const int h = i / 128, s = (i / 32) % 4, l = i % 32;
-      const int q = (qs[h * 32 + l] >> (2 * s)) & 3;
-      const uint8_t sc = scales[i / 16];
-      const float dl = d * static_cast<float>(sc & 0x0f);
-      const float ml = dmin * static_cast<float>(sc >> 4);
-      dst[i] = dl * static_cast<float>(q) - ml;
+    for (int h = 0; h < 2; ++h) {
+      for (int s = 0; s < 4; ++s) {
+        for (int half = 0; half < 2; ++half) {  // 16 elements share a scale
+          const int first = h * 128 + s * 32 + half * 16;
+          const uint8_t sc = scales[first / 16];
+          const float dl = d * static_cast<float>(sc & 0x0f);
+          const float ml = dmin * static_cast<float>(sc >> 4);
+          const uint8_t* q = qs + h * 32 + half * 16;
+          for (int l = 0; l < 16; ++l)
+            dst[first + l] = dl * static_cast<float>((q[l] >> (2 * s)) & 3) - ml;
+        }
+      }
     }
   }
 }
@@ -159,12 +177,21 @@ void decode_q3_k(const uint8_t* src, float* dst, int64_t blocks) {
       const int scale = static_cast<int8_t>(static_cast<uint8_t>(low | (high << 4))) - 32;
       dl[k] = d * static_cast<float>(scale);
     }
-    for (int i = 0; i < kQKK; ++i) {
-      const int h = i / 128, s = (i / 32) % 4, l = i % 32;
-      const int low = (qs[h * 32 + l] >> (2 * s)) & 3;
-      const int bit = (hmask[l] >> (i / 32)) & 1;
-      const int q = low - ((bit ^ 1) << 2);
-      dst[i] = dl[i / 16] * static_cast<float>(q);
+    for (int h = 0; h < 2; ++h) {
+      for (int s = 0; s < 4; ++s) {
+        const int bit = h * 4 + s;  // element i's third bit is bit i / 32 of hmask[i % 32]
+        for (int half = 0; half < 2; ++half) {
+          const int first = h * 128 + s * 32 + half * 16;
+          const float scale = dl[first / 16];
+          const uint8_t* q = qs + h * 32 + half * 16;
+          const uint8_t* m = hmask + half * 16;
+          for (int l = 0; l < 16; ++l) {
+            const int low = (q[l] >> (2 * s)) & 3;
+            const int offset = ((m[l] >> bit) & 1) != 0 ? 0 : 4;
+            dst[first + l] = scale * static_cast<float>(low - offset);
+          }
+        }
+      }
     }
   }
 }
@@ -236,14 +263,20 @@ void decode_q6_k(const uint8_t* src, float* dst, int64_t blocks) {
     const uint8_t* qh = src + 128;
     const auto* scales = reinterpret_cast<const int8_t*>(src + 192);
     const float d = load_f16(src + 208);
-    float dl[16];
-    for (int k = 0; k < 16; ++k) dl[k] = d * static_cast<float>(scales[k]);
-    for (int i = 0; i < kQKK; ++i) {
-      const int c = i / 128, r = i % 128;
-      const int low = (ql[c * 64 + r % 64] >> (4 * (r / 64))) & 0x0f;
-      const int high = (qh[c * 32 + r % 32] >> (2 * (r / 32))) & 0x03;
-      const int q = (low | (high << 4)) - 32;
-      dst[i] = dl[i / 16] * static_cast<float>(q);
+    for (int c = 0; c < 2; ++c) {
+      for (int t = 0; t < 4; ++t) {  // quarter t of half c: elements c*128 + t*32 + l
+        for (int half = 0; half < 2; ++half) {
+          const int first = c * 128 + t * 32 + half * 16;
+          const float dl = d * static_cast<float>(scales[first / 16]);
+          const uint8_t* low = ql + c * 64 + (t % 2) * 32 + half * 16;
+          const uint8_t* high = qh + c * 32 + half * 16;
+          const int low_shift = 4 * (t / 2), high_shift = 2 * t;
+          for (int l = 0; l < 16; ++l) {
+            const int q = (((low[l] >> low_shift) & 0x0f) | (((high[l] >> high_shift) & 0x03) << 4)) - 32;
+            dst[first + l] = dl * static_cast<float>(q);
+          }
+        }
+      }
     }
   }
 }

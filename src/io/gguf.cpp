@@ -18,7 +18,10 @@ using io_detail::ByteReader;
 // Limits that no real file comes near; they keep a corrupted count from driving a huge loop or
 // allocation before the file's size would stop it.
 constexpr uint64_t kMaxNameBytes = 1 << 16;      // a metadata key or tensor name
-constexpr uint64_t kMaxArrayLength = 1 << 24;    // elements of one metadata array
+// Elements of one metadata array: real vocabularies and merge lists stay under a million. Each
+// element costs a GgufValue (about 48 bytes), so with the check against the bytes left this keeps
+// a corrupted length from asking for more than about 200 MB.
+constexpr uint64_t kMaxArrayLength = 1 << 22;
 constexpr int kMaxArrayDepth = 8;                // arrays of arrays of ...
 constexpr uint64_t kMaxAlignment = 1 << 24;
 constexpr uint32_t kMaxDims = 4;                 // GGML_MAX_DIMS

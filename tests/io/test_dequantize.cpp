@@ -155,6 +155,21 @@ TEST(Dequantize, Q6_KByHand) {
   for (int i = 0; i < 256; ++i) EXPECT_EQ(v[i], 0.125f * static_cast<float>(i / 16 - 8) * 8.0f) << i;
 }
 
+// F16 and BF16 decoding agree with core's scalar conversions on every one of the 65536 bit
+// patterns (zeros, subnormals, normals, infinities, NaN payloads).
+TEST(Dequantize, HalfTypesExhaustively) {
+  std::vector<uint16_t> all(65536);
+  for (uint32_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint16_t>(i);
+  std::vector<float> out(all.size());
+  const auto* raw = reinterpret_cast<const uint8_t*>(all.data());
+  dequantize_row(TensorType::F16, raw, out.data(), 65536);
+  for (uint32_t i = 0; i < all.size(); ++i)
+    ASSERT_EQ(bits_of(out[i]), bits_of(f16_to_f32(all[i]))) << "f16 0x" << std::hex << i;
+  dequantize_row(TensorType::BF16, raw, out.data(), 65536);
+  for (uint32_t i = 0; i < all.size(); ++i)
+    ASSERT_EQ(bits_of(out[i]), bits_of(bf16_to_f32(all[i]))) << "bf16 0x" << std::hex << i;
+}
+
 // The threaded whole-tensor path equals one sequential decode, for a tensor large enough to be
 // split into many chunks (and a block count that does not divide evenly into chunks).
 TEST(Dequantize, ThreadedMatchesSequential) {
