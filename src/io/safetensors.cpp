@@ -37,6 +37,13 @@ std::optional<TensorType> parse_dtype_name(std::string_view dtype) {
   return std::nullopt;
 }
 
+// A JSON value for a message: numbers and short strings as written, anything else by its kind
+// (dumping an arbitrary value could recurse as deep as its nesting, which the file controls).
+std::string describe(const json& j) {
+  if (j.is_number() || (j.is_string() && j.get_ref<const std::string&>().size() <= 64)) return j.dump();
+  return fmt::format("a JSON {}", j.type_name());
+}
+
 // A non-negative JSON integer, or nullopt.
 std::optional<uint64_t> as_count(const json& j) {
   if (j.is_number_unsigned()) return j.get<uint64_t>();
@@ -72,7 +79,7 @@ TensorInfo parse_entry(const Shard& shard, const std::string& tensor, const json
   for (const json& d : *shape_it) {
     const auto n = as_count(d);
     if (!n || *n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-      bad(fmt::format("has a shape dimension {} that is not a non-negative integer", d.dump()));
+      bad(fmt::format("has a shape dimension {} that is not a non-negative integer", describe(d)));
     info.shape.push_back(static_cast<int64_t>(*n));
   }
   uint64_t expected = 0;
@@ -211,7 +218,7 @@ std::unique_ptr<TensorSource> open_sharded(const fs::path& folder, const fs::pat
     const std::string& tensor = item.key();
     const json& file = item.value();
     CANOPY_CHECK(file.is_string(), "'{}' maps tensor '{}' to {}, not to a shard file name", index_name,
-                 tensor, file.dump());
+                 tensor, describe(file));
     const std::string& shard_name = file.get_ref<const std::string&>();
     // Shards live beside the index: a name that climbs out of the folder is refused.
     CANOPY_CHECK(!shard_name.empty() && shard_name != "." && shard_name != ".." &&

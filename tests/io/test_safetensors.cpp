@@ -138,6 +138,11 @@ TEST(SafetensorsCrafted, RejectsBadEntries) {
       entry(R"({"dtype": "F32", "shape": [1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1], "data_offsets": [0, 4]})"),
       "'w'", "17 dimensions");
 
+  // A value nested a million arrays deep: refused without recursing through it.
+  const std::string deep = std::string(1 << 20, '[') + std::string(1 << 20, ']');
+  EXPECT_MESSAGE_HAS(entry(R"({"dtype": "F32", "shape": [)" + deep + R"(], "data_offsets": [0, 8]})"), "'w'",
+                     "a JSON array");
+
   // Two tensors sharing bytes.
   EXPECT_MESSAGE_HAS(
       open_error(safetensors_bytes(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
