@@ -323,6 +323,7 @@ struct Chunk {
   const uint8_t* src;
   float* dst;
   int64_t blocks;
+  int64_t elems;  // blocks times the type's block size
 };
 
 // Checks `info` against its type and size and appends its chunks of about `chunk_elems` elements.
@@ -342,8 +343,9 @@ void plan_chunks(const TensorInfo& info, float* dst, int64_t chunk_elems, std::v
   const int64_t blocks = numel / block_elems;
   const int64_t chunk_blocks = std::max<int64_t>(1, chunk_elems / block_elems);
   for (int64_t first = 0; first < blocks; first += chunk_blocks) {
-    out.push_back({decode, info.bytes.data() + first * block_bytes, dst + first * block_elems,
-                   std::min(chunk_blocks, blocks - first)});
+    const int64_t count = std::min(chunk_blocks, blocks - first);
+    out.push_back({decode, info.bytes.data() + first * block_bytes, dst + first * block_elems, count,
+                   count * block_elems});
   }
 }
 
@@ -371,9 +373,12 @@ void dequantize_to_f32(const TensorInfo& info, float* dst) {
 
 void dequantize_many(std::span<const DequantizeJob> jobs) {
   std::vector<Chunk> chunks;
-  for (const DequantizeJob& job : jobs) plan_chunks(*job.info, job.dst, kChunkElems, chunks);
+  for (const DequantizeJob& job : jobs) {
+    CANOPY_ASSERT(job.info != nullptr);
+    plan_chunks(*job.info, job.dst, kChunkElems, chunks);
+  }
   // Largest first, so that no big chunk starts last while the other threads idle.
-  std::stable_sort(chunks.begin(), chunks.end(), [](const Chunk& a, const Chunk& b) { return a.blocks > b.blocks; });
+  std::stable_sort(chunks.begin(), chunks.end(), [](const Chunk& a, const Chunk& b) { return a.elems > b.elems; });
   run_chunks(chunks, chunks.size() > 1);
 }
 
