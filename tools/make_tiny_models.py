@@ -53,12 +53,6 @@ def perturb(model, seed):
                 p.copy_(0.2 * torch.randn(p.shape, generator=g))
 
 
-def round_to_bf16(model):
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(p.to(torch.bfloat16).to(torch.float32))
-
-
 @torch.no_grad()
 def goldens(model, out_dir, name, source):
     """Greedy continuation and teacher-forced logits for every prompt."""
@@ -94,12 +88,14 @@ def goldens(model, out_dir, name, source):
 
 
 def save_hf(model, out_dir, generation):
+    """Saves in bf16 and returns the model as transformers loads it back from disk in fp32 (so
+    the goldens come from the saved folder, not from in-memory state)."""
     shutil.rmtree(out_dir, ignore_errors=True)
     model.to(torch.bfloat16).save_pretrained(out_dir, safe_serialization=True)
-    model.to(torch.float32)
     with open(os.path.join(out_dir, "generation_config.json"), "w") as f:
         json.dump(generation, f, indent=1)
         f.write("\n")
+    return AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch.float32, attn_implementation="eager")
 
 
 def make_tiny_llama():
@@ -113,10 +109,9 @@ def make_tiny_llama():
         rope_theta=10000.0, attn_implementation="eager")
     model = LlamaForCausalLM(config)
     perturb(model, 1)
-    round_to_bf16(model)
     out = os.path.join(ROOT, "tiny-llama")
-    save_hf(model, out, {"bos_token_id": 1, "eos_token_id": [2, 5]})
-    goldens(model, out, "tiny-llama", f"transformers {transformers.__version__}, fp32, eager attention")
+    loaded = save_hf(model, out, {"bos_token_id": 1, "eos_token_id": [2, 5]})
+    goldens(loaded, out, "tiny-llama", f"transformers {transformers.__version__}, fp32, eager attention")
 
 
 def make_tiny_qwen2():
@@ -128,10 +123,9 @@ def make_tiny_qwen2():
         eos_token_id=3, attn_implementation="eager")
     model = Qwen2ForCausalLM(config)
     perturb(model, 2)
-    round_to_bf16(model)
     out = os.path.join(ROOT, "tiny-qwen2")
-    save_hf(model, out, {"eos_token_id": 3})
-    goldens(model, out, "tiny-qwen2", f"transformers {transformers.__version__}, fp32, eager attention")
+    loaded = save_hf(model, out, {"eos_token_id": 3})
+    goldens(loaded, out, "tiny-qwen2", f"transformers {transformers.__version__}, fp32, eager attention")
 
 
 # ---- GGUF -------------------------------------------------------------------------------------
