@@ -160,7 +160,7 @@ void add_generate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--temperature", args->temperature, "Sampling temperature (0: greedy)")
       ->check(CLI::Range(0.0, 100.0));
   cmd->add_option("--top-p", args->top_p, "Nucleus sampling mass, in (0, 1]")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--top-k", args->top_k, "Keep the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-k", args->top_k, "Keep the k most likely tokens (0: off)")->check(CLI::Range(0, 1 << 24));
   cmd->add_option("--seed", args->seed, "Random seed");
   cmd->add_flag("--chat", args->chat, "Format the prompt with the model's chat template");
   cmd->add_option("--device", args->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
