@@ -86,7 +86,15 @@ struct ForStmt {
 struct SetStmt { Target target; ExprPtr value; };
 struct SetBlockStmt { Target target; std::vector<FilterCall> filters; Body body; };
 struct MacroParam { std::string name; ExprPtr default_value; };  // default may be null
-struct MacroStmt { std::string name; std::vector<MacroParam> params; Body body; };
+struct MacroStmt {
+  std::string name;
+  std::vector<MacroParam> params;
+  Body body;
+  // Whether the body mentions `varargs` / `kwargs`: only then does the macro accept extra
+  // positional / keyword arguments (as in jinja2).
+  bool catches_varargs = false;
+  bool catches_kwargs = false;
+};
 struct FilterBlockStmt { std::vector<FilterCall> filters; Body body; };
 struct WithStmt { std::vector<std::pair<std::string, ExprPtr>> assignments; Body body; };
 struct BreakStmt {};

@@ -78,17 +78,17 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const C
   auto builtins = std::make_shared<jinja::Scope>(nullptr);
   jinja::add_builtins(*builtins);
   auto context = std::make_shared<jinja::Scope>(builtins);
-  for (const auto& [name, token] : special_tokens_) context->vars[name] = jinja::Value::string(token);
-  for (const auto& [name, token] : options.special_tokens) context->vars[name] = jinja::Value::string(token);
-  context->vars["messages"] = jinja::from_json(normalized);
-  context->vars["tools"] = jinja::from_json(options.tools);
-  context->vars["documents"] = jinja::from_json(options.documents);
-  context->vars["add_generation_prompt"] = jinja::Value::boolean(options.add_generation_prompt);
+  for (const auto& [name, token] : special_tokens_) context->set(name, jinja::Value::string(token));
+  for (const auto& [name, token] : options.special_tokens) context->set(name, jinja::Value::string(token));
+  context->set("messages", jinja::from_json(normalized));
+  context->set("tools", jinja::from_json(options.tools));
+  context->set("documents", jinja::from_json(options.documents));
+  context->set("add_generation_prompt", jinja::Value::boolean(options.add_generation_prompt));
   if (options.variables.is_object()) {
     for (const auto& [name, value] : options.variables.items()) {
       CANOPY_CHECK(name != "messages" && name != "tools" && name != "documents" && name != "add_generation_prompt",
                    "chat template variable '{}' cannot be set as an extra variable; it has its own option", name);
-      context->vars[name] = jinja::from_json(value);
+      context->set(name, jinja::from_json(value));
     }
   }
 

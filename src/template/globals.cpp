@@ -187,7 +187,7 @@ Value fn_joiner(Interpreter& in, CallArgs args) {
 
 void add_builtins(Scope& scope) {
   auto add = [&](const char* name, Builtin::Fn fn) {
-    scope.vars[name] = Value::callable(std::make_shared<Builtin>(name, fn));
+    scope.set(name, Value::callable(std::make_shared<Builtin>(name, fn)));
   };
   add("range", fn_range);
   add("namespace", fn_namespace);

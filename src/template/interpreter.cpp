@@ -11,11 +11,20 @@ namespace canopy::jinja {
 // ---- scopes ----------------------------------------------------------------------------------
 
 const Value* Scope::find(std::string_view name) const {
-  for (const Scope* s = this; s != nullptr; s = s->parent.get()) {
-    auto it = s->vars.find(name);
-    if (it != s->vars.end()) return &it->second;
-  }
+  for (const Scope* s = this; s != nullptr; s = s->parent.get())
+    for (const auto& [key, value] : s->vars)
+      if (key == name) return &value;
   return nullptr;
+}
+
+void Scope::set(std::string_view name, Value value) {
+  for (auto& [key, v] : vars) {
+    if (key == name) {
+      v = std::move(value);
+      return;
+    }
+  }
+  vars.emplace_back(std::string(name), std::move(value));
 }
 
 // Bounds the recursion of eval/exec: every nested evaluation holds one of these.
@@ -37,6 +46,7 @@ class LoopInfo : public Object {
  public:
   LoopInfo(std::shared_ptr<const std::vector<Value>> items, size_t index)
       : items_(std::move(items)), index_(index) {}
+  void set_index(size_t index) { index_ = index; }
 
   Value get_attr(std::string_view name) const override {
     const auto n = static_cast<int64_t>(items_->size());
@@ -158,9 +168,9 @@ std::string Interpreter::render(const Body& body, const ScopePtr& globals) {
   struct Cleanup {
     Interpreter& in;
     ~Cleanup() {
-      for (auto& s : in.macro_scopes_) s->vars.clear();
+      for (auto& s : in.macro_scopes_) s->clear();
       in.macro_scopes_.clear();
-      if (in.scope_) in.scope_->vars.clear();
+      if (in.scope_) in.scope_->clear();
       in.scope_.reset();
       in.out_ = nullptr;
     }
@@ -264,7 +274,7 @@ Interpreter::Flow Interpreter::exec(const Stmt& stmt) {
     }
     case 6: {
       const auto& m = std::get<MacroStmt>(stmt.node);
-      scope_->vars[m.name] = Value::callable(std::make_shared<MacroValue>(&m, scope_));
+      scope_->set(m.name, Value::callable(std::make_shared<MacroValue>(&m, scope_)));
       if (macro_scopes_.empty() || macro_scopes_.back() != scope_) macro_scopes_.push_back(scope_);
       return Flow::Normal;
     }
@@ -277,7 +287,7 @@ Interpreter::Flow Interpreter::exec(const Stmt& stmt) {
     case 8: {
       const auto& s = std::get<WithStmt>(stmt.node);
       auto inner = std::make_shared<Scope>(scope_);
-      for (const auto& [name, expr] : s.assignments) inner->vars[name] = eval(*expr);
+      for (const auto& [name, expr] : s.assignments) inner->set(name, eval(*expr));
       ScopePtr saved = scope_;
       scope_ = inner;
       const Flow flow = exec(s.body);
@@ -314,10 +324,24 @@ Interpreter::Flow Interpreter::exec_for(const ForStmt& f) {
   }
   if (items.empty()) return exec(f.else_body);
   const auto shared_items = std::make_shared<const std::vector<Value>>(std::move(items));
+  // One scope and one loop object serve every iteration unless the body kept a reference to
+  // them (a macro defined in the loop keeps its scope): then the next iteration gets new ones.
+  ScopePtr iteration;
+  std::shared_ptr<LoopInfo> loop;
   for (size_t i = 0; i < shared_items->size(); ++i) {
-    scope_ = std::make_shared<Scope>(outer);
+    if (iteration && iteration.use_count() == 1) {
+      iteration->clear();
+    } else {
+      iteration = std::make_shared<Scope>(outer);
+    }
+    if (loop && loop.use_count() == 1) {
+      loop->set_index(i);
+    } else {
+      loop = std::make_shared<LoopInfo>(shared_items, i);
+    }
+    scope_ = iteration;
     assign(f.target, (*shared_items)[i]);
-    scope_->vars["loop"] = Value::object(std::make_shared<LoopInfo>(shared_items, i));
+    scope_->set("loop", Value::object(loop));
     const Flow flow = exec(f.body);
     scope_ = outer;
     if (flow == Flow::Break) break;
@@ -334,7 +358,7 @@ void Interpreter::assign(const Target& target, Value value) {
     return;
   }
   if (!target.tuple) {
-    scope_->vars[target.names.front()] = std::move(value);
+    scope_->set(target.names.front(), std::move(value));
     return;
   }
   std::vector<Value> parts = iterate(value);
@@ -342,7 +366,7 @@ void Interpreter::assign(const Target& target, Value value) {
     render_fail("too many values to unpack (expected {})", target.names.size());
   if (parts.size() < target.names.size())
     render_fail("not enough values to unpack (expected {}, got {})", target.names.size(), parts.size());
-  for (size_t i = 0; i < parts.size(); ++i) scope_->vars[target.names[i]] = std::move(parts[i]);
+  for (size_t i = 0; i < parts.size(); ++i) scope_->set(target.names[i], std::move(parts[i]));
 }
 
 Value Interpreter::call_macro(const MacroStmt& macro, const ScopePtr& closure, CallArgs args) {
@@ -350,30 +374,35 @@ Value Interpreter::call_macro(const MacroStmt& macro, const ScopePtr& closure, C
     render_fail("macro '{}' called recursively more than {} levels deep", macro.name, limits_.max_call_depth);
   ++call_depth_;
   auto scope = std::make_shared<Scope>(closure);
+  scope->vars.reserve(macro.params.size() + 2);
   std::vector<bool> bound(macro.params.size(), false);
   std::vector<Value> varargs;
   for (size_t i = 0; i < args.positional.size(); ++i) {
     if (i < macro.params.size()) {
-      scope->vars[macro.params[i].name] = std::move(args.positional[i]);
+      scope->set(macro.params[i].name, std::move(args.positional[i]));
       bound[i] = true;
-    } else {
+    } else if (macro.catches_varargs) {
       varargs.push_back(std::move(args.positional[i]));
+    } else {
+      render_fail("macro '{}' takes not more than {} argument(s)", macro.name, macro.params.size());
     }
   }
   Dict kwargs;
   for (auto& [key, value] : args.keyword) {
     auto it = std::find_if(macro.params.begin(), macro.params.end(), [&](const MacroParam& p) { return p.name == key; });
     if (it == macro.params.end()) {
+      if (!macro.catches_kwargs) render_fail("macro '{}' takes no keyword argument '{}'", macro.name, key);
       kwargs.set(Value::string(key), std::move(value));
       continue;
     }
     const auto index = static_cast<size_t>(it - macro.params.begin());
     if (bound[index]) render_fail("macro '{}' got multiple values for argument '{}'", macro.name, key);
-    scope->vars[key] = std::move(value);
+    scope->set(key, std::move(value));
     bound[index] = true;
   }
-  scope->vars["varargs"] = Value::list(std::move(varargs), ListKind::Tuple);
-  scope->vars["kwargs"] = Value::dict(std::move(kwargs));
+  // Like jinja2, `varargs` and `kwargs` exist only in macros that mention them.
+  if (macro.catches_varargs) scope->set("varargs", Value::list(std::move(varargs), ListKind::Tuple));
+  if (macro.catches_kwargs) scope->set("kwargs", Value::dict(std::move(kwargs)));
 
   const ScopePtr saved_scope = scope_;
   std::string* saved_out = out_;
@@ -393,8 +422,8 @@ Value Interpreter::call_macro(const MacroStmt& macro, const ScopePtr& closure, C
   for (size_t i = 0; i < macro.params.size(); ++i) {
     if (bound[i]) continue;
     const MacroParam& p = macro.params[i];
-    scope->vars[p.name] = p.default_value ? eval(*p.default_value)
-                                          : Value::undefined(fmt::format("parameter '{}' was not provided", p.name));
+    scope->set(p.name, p.default_value ? eval(*p.default_value)
+                                       : Value::undefined(fmt::format("parameter '{}' was not provided", p.name)));
   }
   out_ = &buffer;
   exec(macro.body);

@@ -34,13 +34,18 @@ struct RenderLimits {
   int max_nesting = 3000;                   // nested evaluations (expressions, blocks, calls)
 };
 
-// Variables visible to the template: a chain of scopes, innermost first.
+// Variables visible to the template: a chain of scopes, innermost first. A scope holds a handful
+// of names (a loop iteration: the target and `loop`), so a flat vector beats a map.
 struct Scope {
   explicit Scope(std::shared_ptr<Scope> parent_scope) : parent(std::move(parent_scope)) {}
+  // The variable in this scope or the nearest enclosing one; null when no scope has it.
   const Value* find(std::string_view name) const;
+  // Binds `name` in this scope.
+  void set(std::string_view name, Value value);
+  void clear() { vars.clear(); }
 
   std::shared_ptr<Scope> parent;
-  std::map<std::string, Value, std::less<>> vars;
+  std::vector<std::pair<std::string, Value>> vars;
 };
 using ScopePtr = std::shared_ptr<Scope>;
 

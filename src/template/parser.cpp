@@ -269,8 +269,13 @@ class Parser {
     expect_op(")");
     const int saved_loop_depth = loop_depth_;
     loop_depth_ = 0;  // break/continue cannot reach a loop outside the macro
+    const size_t body_begin = i_;
     m.body = parse_statements({"endmacro"}, true);
     loop_depth_ = saved_loop_depth;
+    for (size_t k = body_begin; k < i_; ++k) {
+      m.catches_varargs |= is_name(toks_[k], "varargs");
+      m.catches_kwargs |= is_name(toks_[k], "kwargs");
+    }
     return make_stmt(line, std::move(m));
   }
 

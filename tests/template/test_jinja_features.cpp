@@ -18,7 +18,7 @@ std::string render_with_context(const std::string& source, const nlohmann::order
   auto builtins = std::make_shared<jinja::Scope>(nullptr);
   jinja::add_builtins(*builtins);
   auto scope = std::make_shared<jinja::Scope>(builtins);
-  for (const auto& [name, value] : context.items()) scope->vars[name] = jinja::from_json(value);
+  for (const auto& [name, value] : context.items()) scope->set(name, jinja::from_json(value));
   jinja::Interpreter interpreter(jinja::RenderLimits{}, testing::golden_now());
   return interpreter.render(body, scope);
 }
