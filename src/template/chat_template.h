@@ -94,6 +94,10 @@ class ChatTemplate {
   std::map<std::string, std::string> special_tokens_;
 };
 
+// The special tokens of a model (as for_model finds them), whether or not it has a template: for
+// callers that bring their own template. Throws canopy::Error for unreadable or malformed files.
+std::map<std::string, std::string> model_special_tokens(const std::string& model_path);
+
 // A conversation read from JSON: the messages, and the tools offered to the model if any.
 struct Conversation {
   nlohmann::ordered_json messages;  // a non-empty array of message objects

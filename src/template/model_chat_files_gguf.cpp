@@ -1,22 +1,18 @@
-#include "template/model_template_gguf.h"
+#include "template/model_chat_files.h"
 
 #include "core/error.h"
 #include "io/gguf.h"
 
 namespace canopy {
 
-std::optional<ChatTemplate> gguf_chat_template(const std::string& path) {
+ModelChatFiles read_gguf_chat_files(const std::string& path) {
   const auto gguf = GgufFile::open(path);
-  const std::optional<std::string> source = gguf->find_string("tokenizer.chat_template");
-  if (!source) return std::nullopt;
-  std::optional<ChatTemplate> tmpl;
-  try {
-    tmpl = ChatTemplate::from_string(*source);
-  } catch (const Error& e) {
-    fail("{} (tokenizer.chat_template): {}", path, e.what());
-  }
-  if (!gguf->has("tokenizer.ggml.tokens")) return tmpl;
+  ModelChatFiles files;
+  files.origin = path + " (tokenizer.chat_template)";
+  files.source = gguf->find_string("tokenizer.chat_template");
+  if (!gguf->has("tokenizer.ggml.tokens")) return files;
   const std::vector<std::string> tokens = gguf->get_string_array("tokenizer.ggml.tokens");
+  // llama.cpp spells the separator key "seperator".
   const std::pair<const char*, const char*> ids[] = {{"tokenizer.ggml.bos_token_id", "bos_token"},
                                                      {"tokenizer.ggml.eos_token_id", "eos_token"},
                                                      {"tokenizer.ggml.unknown_token_id", "unk_token"},
@@ -27,9 +23,9 @@ std::optional<ChatTemplate> gguf_chat_template(const std::string& path) {
     if (!id) continue;
     CANOPY_CHECK(*id >= 0 && static_cast<uint64_t>(*id) < tokens.size(),
                  "{}: {} = {} is outside the vocabulary of {} tokens", path, key, *id, tokens.size());
-    tmpl->set_special_token(name, tokens[static_cast<size_t>(*id)]);
+    files.special_tokens[name] = tokens[static_cast<size_t>(*id)];
   }
-  return tmpl;
+  return files;
 }
 
 }  // namespace canopy
