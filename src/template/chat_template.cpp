@@ -1,6 +1,8 @@
 #include "template/chat_template.h"
 
 #include <fstream>
+#include <utility>
+#include <vector>
 #include <sstream>
 
 #include "core/error.h"
@@ -41,6 +43,20 @@ namespace {
 
 const char* json_type(const nlohmann::ordered_json& j) { return j.type_name(); }
 
+// JSON input may nest arbitrarily deep, and copying or printing a JSON value recurses: check the
+// depth first, without recursion, so that every later step works on bounded input.
+template <typename Json>
+void check_json_depth(const Json& root, const char* what) {
+  std::vector<std::pair<const Json*, int>> stack{{&root, 0}};
+  while (!stack.empty()) {
+    const auto [j, depth] = stack.back();
+    stack.pop_back();
+    CANOPY_CHECK(depth <= jinja::kMaxValueDepth, "{} nests more than {} levels deep", what, jinja::kMaxValueDepth);
+    if (j->is_structured())
+      for (const auto& child : *j) stack.emplace_back(&child, depth + 1);
+  }
+}
+
 // Hugging Face's preparation of each message: keys whose value is null are dropped (templates
 // handle a missing key better than None), and the reasoning, under whichever of its names it
 // came, is made visible as both `thinking` and `reasoning_content`.
@@ -67,6 +83,10 @@ nlohmann::ordered_json normalize_message(const nlohmann::ordered_json& message, 
 }  // namespace
 
 std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const ChatRenderOptions& options) const {
+  check_json_depth(messages, "the chat messages");
+  check_json_depth(options.tools, "the tools");
+  check_json_depth(options.documents, "the documents");
+  check_json_depth(options.variables, "the chat template variables");
   CANOPY_CHECK(messages.is_array(), "chat messages must be a JSON array of message objects, got {}", json_type(messages));
   CANOPY_CHECK(!messages.empty(), "cannot apply a chat template to an empty conversation");
   CANOPY_CHECK(options.variables.is_object() || options.variables.is_null(),
@@ -101,6 +121,7 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const C
 }
 
 std::string ChatTemplate::render(const nlohmann::json& messages, const ChatRenderOptions& options) const {
+  check_json_depth(messages, "the chat messages");
   return render(nlohmann::ordered_json::parse(messages.dump()), options);
 }
 
@@ -111,6 +132,7 @@ Conversation parse_conversation(const std::string& json_text) {
   } catch (const nlohmann::json::exception& e) {
     fail("the conversation is not valid JSON: {}", e.what());
   }
+  check_json_depth(j, "the conversation");
   Conversation conversation;
   if (j.is_object()) {
     CANOPY_CHECK(j.contains("messages"), "a conversation object must have a \"messages\" list");

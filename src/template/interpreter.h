@@ -31,7 +31,7 @@ struct RenderLimits {
   size_t max_output_bytes = 16u << 20;      // the rendered text, and any single string or capture
   size_t max_list_items = 1u << 20;         // any single list built while rendering
   int max_call_depth = 100;                 // nested macro calls
-  int max_nesting = 3000;                   // nested evaluations (expressions, blocks, calls)
+  int max_nesting = 1000;                   // nested evaluations (expressions, blocks, calls): ~0.7 MB of stack
 };
 
 // Variables visible to the template: a chain of scopes, innermost first. A scope holds a handful

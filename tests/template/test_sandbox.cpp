@@ -1,6 +1,9 @@
 // The sandbox: templates that loop, recurse or grow without end stop at a budget with a clear
 // error; syntax and runtime errors name their line; only the data passed in is reachable.
 #include <gtest/gtest.h>
+#include <pthread.h>
+
+#include <memory>
 
 #include <string>
 #include <thread>
@@ -87,6 +90,52 @@ TEST(Sandbox, DeepNestingIsRejectedNotACrash) {
   // Values nested without end: a list inside a list inside a list...
   EXPECT_ERROR_CONTAINS("{% set ns = namespace(v=[]) %}{% for i in range(1000) %}{% set ns.v = [ns.v] %}{% endfor %}",
                         "nested more than");
+}
+
+TEST(Sandbox, DeeplyNestedJsonInputIsRejectedNotACrash) {
+  // Nested far beyond anything a recursive copy or print could survive.
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  const std::string conversation = R"([{"role": "user", "content": )" + deep + "}]";
+  EXPECT_THROW(parse_conversation(conversation), Error);
+  const auto messages = nlohmann::ordered_json::parse(conversation);
+  try {
+    ChatTemplate::from_string("{{ messages }}").render(messages);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nests more than"), std::string::npos) << e.what();
+  }
+}
+
+// Runs `fn` on a thread with a small stack, as a server's worker might have.
+template <typename Fn>
+void on_small_stack(size_t bytes, Fn fn) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, bytes);
+  pthread_t thread;
+  auto* task = new Fn(std::move(fn));
+  ASSERT_EQ(pthread_create(&thread, &attr, [](void* p) -> void* {
+              std::unique_ptr<Fn> f(static_cast<Fn*>(p));
+              (*f)();
+              return nullptr;
+            }, task), 0);
+  pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attr);
+}
+
+TEST(Sandbox, WorstCaseNestingFitsInOneMegabyteOfStack) {
+  // Macro recursion with the recursive call deep inside each level's expression: the evaluation
+  // nesting budget (not the C++ stack) must be what stops it.
+  for (int wrap : {0, 10, 40}) {
+    std::string e = "f(n - 1)";
+    for (int i = 0; i < wrap; ++i) e = "(" + e + " if true else 0)";
+    const std::string source = "{% macro f(n) %}{% if n > 0 %}{{ " + e + " }}{% endif %}{% endmacro %}{{ f(1000) }}";
+    std::string message;
+    on_small_stack(1u << 20, [&] { message = error_of(source); });
+    EXPECT_TRUE(message.find("nested more than") != std::string::npos ||
+                message.find("called recursively more than") != std::string::npos)
+        << message;
+  }
 }
 
 TEST(Sandbox, NamespacesCannotHoldThemselves) {
