@@ -388,7 +388,9 @@ Value Interpreter::call_macro(const MacroStmt& macro, const ScopePtr& closure, C
     }
   }
   Dict kwargs;
-  for (auto& [key, value] : args.keyword) {
+  for (auto& keyword : args.keyword) {
+    const std::string& key = keyword.first;
+    Value& value = keyword.second;
     auto it = std::find_if(macro.params.begin(), macro.params.end(), [&](const MacroParam& p) { return p.name == key; });
     if (it == macro.params.end()) {
       if (!macro.catches_kwargs) render_fail("macro '{}' takes no keyword argument '{}'", macro.name, key);
