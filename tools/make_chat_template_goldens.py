@@ -440,7 +440,8 @@ FEATURES = [
     "{{ ' x '.isspace() }}|{{ ' '.isspace() }}|{{ '123'.isdigit() }}|{{ 'abc'.isalpha() }}|{{ 'a1'.isalnum() }}|{{ 'abc'.islower() }}|{{ 'ABC'.isupper() }}|{{ ''.isdigit() }}",
     "{{ ', '.join(['a', 'b']) }}|{{ 'a=b=c'.partition('=') }}|{{ 'a=b=c'.rpartition('=') }}|{{ 'prefix-body'.removeprefix('prefix-') }}|{{ 'body.txt'.removesuffix('.txt') }}",
     "{{ '{} {:>4} {name}'.format(1, 2, name='n') }}|{{ '{0}{1}{0}'.format('a', 'b') }}|{{ '{:.2f}|{:5d}|{:<5}|{:^7}|{:x}|{!r}'.format(3.14159, 42, 'ab', 'mid', 255, 'q') }}|{{ '{{}}'.format() }}",
-    "{{ x.index(2) }}|{{ x.count(2) }}|{{ (1, 2, 1).count(1) }}",
+    "{{ x.index(2) }}|{{ x.count(2) }}|{{ (1, 2, 1).count(1) }}|{{ 'banana'.index('an') }}|{{ 'banana'.rindex('an') }}|{{ 'héllo'.index('l', 3) }}",
+    "{{ 'abc'.index('z') }}",
     "{{ ', '.join([1, 2]) }}",
     # globals
     "{{ range(3)|list }}|{{ range(1, 10, 3)|list }}|{{ range(5, 0, -2)|list }}|{{ range(0)|list }}",

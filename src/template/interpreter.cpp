@@ -126,8 +126,7 @@ bool is_unsafe_method(const Value& obj, std::string_view name) {
 // misleading "has no attribute".
 bool is_unsupported_str_method(std::string_view name) {
   static constexpr std::string_view names[] = {"encode", "expandtabs", "casefold", "translate", "maketrans", "format_map",
-                                               "istitle", "isnumeric", "isdecimal", "isidentifier", "isprintable", "isascii",
-                                               "index", "rindex"};
+                                               "istitle", "isnumeric", "isdecimal", "isidentifier", "isprintable", "isascii"};
   return std::find(std::begin(names), std::end(names), name) != std::end(names);
 }
 
@@ -466,9 +465,9 @@ Value Interpreter::get_item(const Value& obj, const Value& key) {
   switch (obj.type()) {
     case Value::Type::Undefined: obj.fail_undefined();
     case Value::Type::Dict:
-      if (key.is_string() || (!key.is_list() && !key.is_dict() && !key.is_object())) {
-        if (const Value* v = obj.dict().find(key)) return *v;
-      }
+      // An unhashable key (a list) just finds nothing, as jinja2 turns Python's TypeError into
+      // an undefined value.
+      if (const Value* v = obj.dict().find(key)) return *v;
       break;
     case Value::Type::List:
     case Value::Type::String:

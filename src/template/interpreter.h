@@ -14,7 +14,6 @@
 
 #include <cstdint>
 #include <ctime>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>

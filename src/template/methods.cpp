@@ -15,9 +15,9 @@ namespace {
 
 const std::set<std::string_view, std::less<>>& str_methods() {
   static const std::set<std::string_view, std::less<>> names = {
-      "capitalize", "center", "count", "endswith", "find", "format", "isalnum", "isalpha", "isdigit", "islower",
+      "capitalize", "center", "count", "endswith", "find", "format", "index", "isalnum", "isalpha", "isdigit", "islower",
       "isspace", "isupper", "join", "ljust", "lower", "lstrip", "partition", "removeprefix", "removesuffix",
-      "replace", "rfind", "rjust", "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip",
+      "replace", "rfind", "rindex", "rjust", "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip",
       "swapcase", "title", "upper", "zfill"};
   return names;
 }
@@ -330,12 +330,13 @@ Value call_str_method(Interpreter& in, const std::string& s, std::string_view na
     if (name == "islower") return Value::boolean(py::is_lower(s));
     return Value::boolean(py::is_upper(s));
   }
-  if (name == "find" || name == "rfind" || name == "count") {
+  if (name == "find" || name == "rfind" || name == "index" || name == "rindex" || name == "count") {
     BoundArgs a(name, std::move(args), {"sub", "start", "end"});
     const std::string& sub = string_arg(a.get(0), std::string(name) + "() argument 1");
     const Window w = window(s, a.get(1, Value()), a.get(2, Value()));
     if (name == "count") return Value::integer(py::count(w.text, sub));
-    const int64_t at = py::find(w.text, sub, name == "rfind");
+    const int64_t at = py::find(w.text, sub, name == "rfind" || name == "rindex");
+    if (at < 0 && (name == "index" || name == "rindex")) render_fail("substring not found");
     return Value::integer(at < 0 ? -1 : at + w.offset);
   }
   if (name == "join") {
