@@ -4,7 +4,9 @@
 // can be answered by reading jinja2's parser next to ours.
 #pragma once
 
+#include <cstddef>
 #include <memory>
+#include <type_traits>
 #include <string>
 #include <utility>
 #include <variant>
@@ -108,5 +110,26 @@ struct Stmt {
                FilterBlockStmt, WithStmt, BreakStmt, ContinueStmt, BlockStmt>
       node;
 };
+
+// The index of a node type in Expr::node / Stmt::node, for switching on node.index() by name.
+namespace detail {
+template <typename T, typename... Ts>
+constexpr size_t index_in() {
+  size_t i = 0;
+  ((std::is_same_v<T, Ts> ? false : (++i, true)) && ...);
+  return i;
+}
+template <typename T, typename Variant>
+struct IndexOf;
+template <typename T, typename... Ts>
+struct IndexOf<T, std::variant<Ts...>> {
+  static_assert((std::is_same_v<T, Ts> || ...), "not a node type of this variant");
+  static constexpr size_t value = index_in<T, Ts...>();
+};
+}  // namespace detail
+template <typename T>
+inline constexpr size_t kExprIndex = detail::IndexOf<T, decltype(Expr::node)>::value;
+template <typename T>
+inline constexpr size_t kStmtIndex = detail::IndexOf<T, decltype(Stmt::node)>::value;
 
 }  // namespace canopy::jinja

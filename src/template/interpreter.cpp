@@ -217,7 +217,7 @@ void Interpreter::write(std::string_view text) {
   out_->append(text);
 }
 
-std::string Interpreter::capture(const Body& body) {
+std::string Interpreter::capture(const Body& body, Flow& flow) {
   std::string buffer;
   std::string* saved = out_;
   out_ = &buffer;
@@ -226,7 +226,7 @@ std::string Interpreter::capture(const Body& body) {
     std::string* saved;
     ~Restore() { in.out_ = saved; }
   } restore{*this, saved};
-  exec(body);
+  flow = exec(body);
   return buffer;
 }
 
@@ -251,39 +251,41 @@ Interpreter::Flow Interpreter::exec(const Stmt& stmt) {
   line_ = stmt.line;
   NestingGuard guard(*this);
   switch (stmt.node.index()) {
-    case 0: write(std::get<TextStmt>(stmt.node).text); return Flow::Normal;
-    case 1: write(str(eval(*std::get<PrintStmt>(stmt.node).expr))); return Flow::Normal;
-    case 2: {
+    case kStmtIndex<TextStmt>: write(std::get<TextStmt>(stmt.node).text); return Flow::Normal;
+    case kStmtIndex<PrintStmt>: write(str(eval(*std::get<PrintStmt>(stmt.node).expr))); return Flow::Normal;
+    case kStmtIndex<IfStmt>: {
       const auto& s = std::get<IfStmt>(stmt.node);
       for (const auto& [condition, body] : s.branches)
         if (eval(*condition).truthy()) return exec(body);
       return exec(s.else_body);
     }
-    case 3: return exec_for(std::get<ForStmt>(stmt.node));
-    case 4: {
+    case kStmtIndex<ForStmt>: return exec_for(std::get<ForStmt>(stmt.node));
+    case kStmtIndex<SetStmt>: {
       const auto& s = std::get<SetStmt>(stmt.node);
       assign(s.target, eval(*s.value));
       return Flow::Normal;
     }
-    case 5: {
+    case kStmtIndex<SetBlockStmt>: {
       const auto& s = std::get<SetBlockStmt>(stmt.node);
-      Value v = Value::string(capture(s.body));
+      Flow flow = Flow::Normal;
+      Value v = Value::string(capture(s.body, flow));
       assign(s.target, apply_filters(s.filters, std::move(v)));
-      return Flow::Normal;
+      return flow;
     }
-    case 6: {
+    case kStmtIndex<MacroStmt>: {
       const auto& m = std::get<MacroStmt>(stmt.node);
       scope_->set(m.name, Value::callable(std::make_shared<MacroValue>(&m, scope_)));
       if (macro_scopes_.empty() || macro_scopes_.back() != scope_) macro_scopes_.push_back(scope_);
       return Flow::Normal;
     }
-    case 7: {
+    case kStmtIndex<FilterBlockStmt>: {
       const auto& s = std::get<FilterBlockStmt>(stmt.node);
-      Value v = Value::string(capture(s.body));
+      Flow flow = Flow::Normal;
+      Value v = Value::string(capture(s.body, flow));
       write(str(apply_filters(s.filters, std::move(v))));
-      return Flow::Normal;
+      return flow;
     }
-    case 8: {
+    case kStmtIndex<WithStmt>: {
       const auto& s = std::get<WithStmt>(stmt.node);
       auto inner = std::make_shared<Scope>(scope_);
       for (const auto& [name, expr] : s.assignments) inner->set(name, eval(*expr));
@@ -293,9 +295,9 @@ Interpreter::Flow Interpreter::exec(const Stmt& stmt) {
       scope_ = saved;
       return flow;
     }
-    case 9: return Flow::Break;
-    case 10: return Flow::Continue;
-    case 11: return exec(std::get<BlockStmt>(stmt.node).body);
+    case kStmtIndex<BreakStmt>: return Flow::Break;
+    case kStmtIndex<ContinueStmt>: return Flow::Continue;
+    case kStmtIndex<BlockStmt>: return exec(std::get<BlockStmt>(stmt.node).body);
     default: break;
   }
   CANOPY_ASSERT(false);
@@ -622,20 +624,20 @@ Value Interpreter::eval(const Expr& e) {
   line_ = e.line;
   NestingGuard guard(*this);
   switch (e.node.index()) {
-    case 0: return std::get<ConstExpr>(e.node).value;
-    case 1: {
+    case kExprIndex<ConstExpr>: return std::get<ConstExpr>(e.node).value;
+    case kExprIndex<NameExpr>: {
       const auto& name = std::get<NameExpr>(e.node).name;
       if (const Value* v = scope_->find(name)) return *v;
       return Value::undefined(fmt::format("'{}' is undefined", name));
     }
-    case 2: {
+    case kExprIndex<ListExpr>: {
       const auto& n = std::get<ListExpr>(e.node);
       std::vector<Value> items;
       items.reserve(n.items.size());
       for (const auto& item : n.items) items.push_back(eval(*item));
       return Value::list(std::move(items), n.tuple ? ListKind::Tuple : ListKind::List);
     }
-    case 3: {
+    case kExprIndex<DictExpr>: {
       Dict d;
       for (const auto& [k, v] : std::get<DictExpr>(e.node).items) {
         Value key = eval(*k);
@@ -643,34 +645,34 @@ Value Interpreter::eval(const Expr& e) {
       }
       return Value::dict(std::move(d));
     }
-    case 4: {
+    case kExprIndex<AttrExpr>: {
       const auto& n = std::get<AttrExpr>(e.node);
       const Value obj = eval(*n.object);
       return get_attr(obj, n.attr);
     }
-    case 5: {
+    case kExprIndex<ItemExpr>: {
       const auto& n = std::get<ItemExpr>(e.node);
       const Value obj = eval(*n.object);
       if (const auto* slice = std::get_if<SliceExpr>(&n.key->node)) return eval_slice(obj, *slice);
       return get_item(obj, eval(*n.key));
     }
-    case 6: render_fail("a slice can only be used as a subscript");
-    case 7: return eval_call(std::get<CallExpr>(e.node));
-    case 8: {
+    case kExprIndex<SliceExpr>: render_fail("a slice can only be used as a subscript");
+    case kExprIndex<CallExpr>: return eval_call(std::get<CallExpr>(e.node));
+    case kExprIndex<FilterExpr>: {
       const auto& n = std::get<FilterExpr>(e.node);
       Value input = eval(*n.operand);
       CallArgs args = eval_args(n.args);
       line_ = e.line;
       return apply_filter(*this, n.name, std::move(input), std::move(args));
     }
-    case 9: {
+    case kExprIndex<TestExpr>: {
       const auto& n = std::get<TestExpr>(e.node);
       const Value input = eval(*n.operand);
       CallArgs args = eval_args(n.args);
       line_ = e.line;
       return Value::boolean(apply_test(*this, n.name, input, std::move(args)));
     }
-    case 10: {
+    case kExprIndex<UnaryExpr>: {
       const auto& n = std::get<UnaryExpr>(e.node);
       const Value v = eval(*n.operand);
       if (n.op == UnaryOp::Not) return Value::boolean(!v.truthy());
@@ -683,7 +685,7 @@ Value Interpreter::eval(const Expr& e) {
       }
       render_fail("bad operand type for unary {}: '{}'", n.op == UnaryOp::Neg ? '-' : '+', v.type_name());
     }
-    case 11: {
+    case kExprIndex<BinaryExpr>: {
       const auto& n = std::get<BinaryExpr>(e.node);
       if (n.op == BinaryOp::And || n.op == BinaryOp::Or) {
         Value left = eval(*n.left);
@@ -695,7 +697,7 @@ Value Interpreter::eval(const Expr& e) {
       line_ = e.line;
       return binary_op(*this, n.op, left, right);
     }
-    case 12: {
+    case kExprIndex<CompareExpr>: {
       const auto& n = std::get<CompareExpr>(e.node);
       Value left = eval(*n.first);
       for (const auto& [op, expr] : n.rest) {
@@ -705,13 +707,13 @@ Value Interpreter::eval(const Expr& e) {
       }
       return Value::boolean(true);
     }
-    case 13: {
+    case kExprIndex<CondExpr>: {
       const auto& n = std::get<CondExpr>(e.node);
       if (eval(*n.condition).truthy()) return eval(*n.then);
       if (n.otherwise) return eval(*n.otherwise);
       return Value::undefined("the inline if-expression evaluated to false and no else section was defined.");
     }
-    case 14: {
+    case kExprIndex<ConcatExpr>: {
       std::string s;
       for (const auto& part : std::get<ConcatExpr>(e.node).parts) {
         const std::string piece = str(eval(*part));

@@ -88,7 +88,9 @@ class Interpreter {
   Flow exec(const Stmt& stmt);
   Flow exec_for(const ForStmt& f);
   void assign(const Target& target, Value value);
-  std::string capture(const Body& body);
+  // Runs `body` into a string of its own (set blocks, filter blocks); `flow` reports a break or
+  // continue inside it.
+  std::string capture(const Body& body, Flow& flow);
   void write(std::string_view text);
   Value apply_filters(const std::vector<FilterCall>& filters, Value value);
 
