@@ -20,6 +20,7 @@ project's venv (jinja2 and transformers):
 """
 
 import datetime as _dt
+import functools
 import json
 import os
 import sys
@@ -96,6 +97,7 @@ GGUF_SPECIAL_TOKENS = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def read_gguf_template(path):
     """tokenizer.chat_template and the special token strings of a GGUF file."""
     import gguf
@@ -199,6 +201,14 @@ CONVERSATIONS = {
             {"role": "user", "content": "Thanks!"},
         ],
     },
+    "assistant_prefix": [
+        {"role": "user", "content": "Write a haiku about rain."},
+        {"role": "assistant", "content": "Soft rain on the roof,  "},
+    ],
+    "assistant_prefix_parts": [
+        {"role": "user", "content": "Continue the list."},
+        {"role": "assistant", "content": [{"type": "text", "text": "1. apples\n"}, {"type": "text", "text": "2. pears"}]},
+    ],
     # The same exchange with content "" and JSON-string arguments, the shape most templates expect.
     "tool_calls_string_arguments": {
         "tools": [WEATHER_TOOL],
@@ -214,6 +224,9 @@ CONVERSATIONS = {
         ],
     },
 }
+
+# Conversations ending with an assistant message to continue (continue_final_message).
+CONTINUE_CONVERSATIONS = ["ends_with_assistant", "assistant_prefix", "assistant_prefix_parts"]
 
 # Extra variables some templates read, rendered as additional cases.
 VARIANTS = {
@@ -232,23 +245,24 @@ def load_source(kind, ref):
     return ref
 
 
-def render_with_hf_env(source, messages, tools, add_generation_prompt, variables):
+def render_with_hf_env(source, messages, tools, add_generation_prompt, variables, continue_final=False):
     """What apply_chat_template(tokenize=False) does after it has picked the template."""
     chat = hf_chat._normalize_chat_messages(messages)
     rendered, _ = hf_chat.render_jinja_template(
         conversations=[chat], tools=tools, documents=None, chat_template=source,
-        add_generation_prompt=add_generation_prompt, **variables)
+        add_generation_prompt=add_generation_prompt, continue_final_message=continue_final, **variables)
     return rendered[0]
 
 
 _tokenizers = {}
 
 
-def render_with_tokenizer(folder, messages, tools, add_generation_prompt, variables):
+def render_with_tokenizer(folder, messages, tools, add_generation_prompt, variables, continue_final=False):
     if folder not in _tokenizers:
         _tokenizers[folder] = transformers.AutoTokenizer.from_pretrained(os.path.join(SHARED, folder))
     return _tokenizers[folder].apply_chat_template(
-        messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt, **variables)
+        messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt,
+        continue_final_message=continue_final, **variables)
 
 
 def outcome(render):
@@ -287,27 +301,36 @@ def make_chat_templates():
         else:
             conversations[cname] = {"messages": conv}
 
+    def render(name, messages, tools, agp, variables, continue_final):
+        kind, ref, tokens = TEMPLATES[name]
+        if kind == "folder":
+            return outcome(lambda: render_with_tokenizer(ref, messages, tools, agp, variables, continue_final))
+        if kind == "gguf":
+            source, special = read_gguf_template(os.path.join(SHARED, ref))
+            return outcome(lambda: render_with_hf_env(
+                source, messages, tools, agp, {**special, **variables}, continue_final))
+        source = load_source(kind, ref)
+        return outcome(lambda: render_with_hf_env(
+            source, messages, tools, agp, {**tokens, **variables}, continue_final))
+
     cases = []
-    for name, (kind, ref, tokens) in TEMPLATES.items():
+    for name in TEMPLATES:
         for variables in [{}] + VARIANTS.get(name, []):
             for cname, conv in conversations.items():
                 for agp in (True, False):
-                    messages, tools = conv["messages"], conv.get("tools")
-                    if kind == "folder":
-                        result = outcome(lambda: render_with_tokenizer(ref, messages, tools, agp, variables))
-                    elif kind == "gguf":
-                        source, special = read_gguf_template(os.path.join(SHARED, ref))
-                        result = outcome(lambda: render_with_hf_env(
-                            source, messages, tools, agp, {**special, **variables}))
-                    else:
-                        source = load_source(kind, ref)
-                        result = outcome(lambda: render_with_hf_env(
-                            source, messages, tools, agp, {**tokens, **variables}))
                     case = {"template": name, "conversation": cname, "add_generation_prompt": agp}
                     if variables:
                         case["variables"] = variables
-                    case.update(result)
+                    case.update(render(name, conv["messages"], conv.get("tools"), agp, variables, False))
                     cases.append(case)
+        # continue_final_message: the prompt stops right after the final message's text, so that
+        # the model continues it (add_generation_prompt off, as Hugging Face requires).
+        for cname in CONTINUE_CONVERSATIONS:
+            conv = conversations[cname]
+            case = {"template": name, "conversation": cname, "add_generation_prompt": False,
+                    "continue_final_message": True}
+            case.update(render(name, conv["messages"], conv.get("tools"), False, {}, True))
+            cases.append(case)
     return {
         "generator": "tools/make_chat_template_goldens.py",
         "jinja2": jinja2.__version__,

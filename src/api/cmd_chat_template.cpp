@@ -1,7 +1,7 @@
 // `canopy chat-template`: print the prompt a model's chat template makes of a conversation.
 //
 //   canopy chat-template -m MODEL [-i CONVERSATION.json] [--no-generation-prompt]
-//                        [--template FILE] [--var NAME=VALUE ...]
+//                        [--continue-final-message] [--template FILE] [--var NAME=VALUE ...]
 //
 // The conversation (from -i, or stdin) is a JSON list of {"role", "content"} messages, or an object
 // with "messages" (and optionally "tools"), such as an OpenAI chat request body. The prompt is
@@ -29,6 +29,7 @@ struct ChatTemplateArgs {
   std::string input;
   std::string template_file;
   bool no_generation_prompt = false;
+  bool continue_final_message = false;
   std::vector<std::string> vars;
 };
 
@@ -70,6 +71,7 @@ void run_chat_template(const ChatTemplateArgs& a) {
   const Conversation conversation = parse_conversation(read_input(a.input));
   ChatRenderOptions options;
   options.add_generation_prompt = !a.no_generation_prompt;
+  options.continue_final_message = a.continue_final_message;
   options.tools = conversation.tools;
   options.variables = parse_vars(a.vars);
   const std::string prompt = tmpl->render(conversation.messages, options);
@@ -86,6 +88,8 @@ void add_chat_template_command(CLI::App& app, int& exit_code) {
   cmd->add_option("-i,--input", args->input, "Conversation JSON file (default: stdin)");
   cmd->add_flag("--no-generation-prompt", args->no_generation_prompt,
                 "Do not append the header that opens the assistant's reply");
+  cmd->add_flag("--continue-final-message", args->continue_final_message,
+                "End the prompt with the final message's text, for the model to continue it");
   cmd->add_option("--template", args->template_file, "Use this Jinja template file instead of the model's");
   cmd->add_option("--var", args->vars, "Extra template variable NAME=VALUE (VALUE as JSON when it parses)");
   cmd->callback([args, &exit_code] {

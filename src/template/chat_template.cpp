@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "template/interpreter.h"
 #include "template/parser.h"
+#include "template/py_text.h"
 #include "template/value.h"
 
 namespace canopy {
@@ -80,6 +81,50 @@ nlohmann::ordered_json normalize_message(const nlohmann::ordered_json& message, 
   return aliased;
 }
 
+// continue_final_message, as Hugging Face does it: the final message's text gets a marker, and the
+// rendered prompt is cut at the marker.
+constexpr std::string_view kContinueTag = "CONTINUE_FINAL_MESSAGE_TAG ";
+
+// Appends the marker to the final message's content (or its last text part); returns that text.
+std::string tag_final_message(nlohmann::ordered_json& messages, const std::string& source) {
+  nlohmann::ordered_json& last = messages.back();
+  CANOPY_CHECK(last.contains("content"), "continue_final_message: the final message has no \"content\" to continue");
+  CANOPY_CHECK(source.find("content") != std::string::npos,
+               "continue_final_message: this chat template does not read the \"content\" of messages");
+  nlohmann::ordered_json& content = last["content"];
+  if (content.is_string()) {
+    std::string text = content.get<std::string>();
+    content = text + std::string(kContinueTag);
+    return text;
+  }
+  if (content.is_array()) {
+    for (auto it = content.rbegin(); it != content.rend(); ++it) {
+      if (it->is_object() && it->contains("text") && (*it)["text"].is_string()) {
+        std::string text = (*it)["text"].get<std::string>();
+        (*it)["text"] = text + std::string(kContinueTag);
+        return text;
+      }
+    }
+    fail("continue_final_message: the final message has no text part to continue");
+  }
+  fail("continue_final_message: the final message's content must be a string or a list of parts, got {}",
+       json_type(content));
+}
+
+void cut_at_tag(std::string& prompt, const std::string& final_text) {
+  const std::string stripped = jinja::py::strip(final_text, std::nullopt, true, true);
+  const std::string_view tag = kContinueTag.substr(0, kContinueTag.size() - 1);
+  const size_t at = prompt.rfind(tag);
+  CANOPY_CHECK(prompt.find(stripped) != std::string::npos && at != std::string::npos,
+               "continue_final_message: the chat template drops part of the final message, so the prompt cannot "
+               "end with it");
+  if (prompt.compare(at, kContinueTag.size(), kContinueTag) == 0) {
+    prompt.resize(at);  // the template kept the message's spacing
+  } else {
+    prompt = jinja::py::strip(std::string_view(prompt).substr(0, at), std::nullopt, false, true);
+  }
+}
+
 }  // namespace
 
 std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const ChatRenderOptions& options) const {
@@ -94,6 +139,8 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const C
 
   nlohmann::ordered_json normalized = nlohmann::ordered_json::array();
   for (size_t i = 0; i < messages.size(); ++i) normalized.push_back(normalize_message(messages[i], i));
+  std::string final_text;
+  if (options.continue_final_message) final_text = tag_final_message(normalized, compiled_->source);
 
   auto builtins = std::make_shared<jinja::Scope>(nullptr);
   jinja::add_builtins(*builtins);
@@ -103,7 +150,8 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const C
   context->set("messages", jinja::from_json(normalized));
   context->set("tools", jinja::from_json(options.tools));
   context->set("documents", jinja::from_json(options.documents));
-  context->set("add_generation_prompt", jinja::Value::boolean(options.add_generation_prompt));
+  context->set("add_generation_prompt",
+               jinja::Value::boolean(options.add_generation_prompt && !options.continue_final_message));
   if (options.variables.is_object()) {
     for (const auto& [name, value] : options.variables.items()) {
       CANOPY_CHECK(name != "messages" && name != "tools" && name != "documents" && name != "add_generation_prompt",
@@ -117,7 +165,9 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const C
   limits.max_output_bytes = options.limits.max_output_bytes;
   limits.max_call_depth = options.limits.max_call_depth;
   jinja::Interpreter interpreter(limits, options.now);
-  return interpreter.render(compiled_->body, context);
+  std::string prompt = interpreter.render(compiled_->body, context);
+  if (options.continue_final_message) cut_at_tag(prompt, final_text);
+  return prompt;
 }
 
 std::string ChatTemplate::render(const nlohmann::json& messages, const ChatRenderOptions& options) const {

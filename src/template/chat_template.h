@@ -14,6 +14,18 @@
 //
 //   auto tmpl = ChatTemplate::for_model(model_path);         // std::nullopt when the model has none
 //   std::string prompt = tmpl->render(messages, {});         // messages: [{"role":..., "content":...}]
+//
+// The rendered prompt already holds the model's special tokens (BOS included, where the template
+// writes it): tokenize it without adding special tokens, as Hugging Face does.
+//
+// Where canopy knowingly differs from jinja2 (none of it used by the templates in the tests):
+// integers are 64-bit (overflow is an error); upper()/lower() use one-to-one Unicode case mappings
+// ('ß'.upper() stays 'ß'); str.format and % formatting support the common specs; generators
+// (x|map(...), range(...)) are lists and print as lists; a macro defined in a loop keeps seeing that
+// iteration's variables after the loop; there are no Markup strings (|e returns escaped text); an
+// unknown filter fails when it is evaluated, not when the template is parsed; a namespace cannot
+// hold a namespace. Not supported: call blocks, recursive loops, include/import/extends, the
+// groupby/slice/truncate/wordwrap/urlize/xmlattr/striptags/pprint/random filters, cycler, lipsum.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -38,6 +50,10 @@ struct ChatTemplateLimits {
 struct ChatRenderOptions {
   // Append the text that opens the assistant's reply (Hugging Face's add_generation_prompt).
   bool add_generation_prompt = true;
+  // Hugging Face's continue_final_message: the prompt ends right after the text of the final
+  // message (e.g. an assistant reply to be continued), without what the template writes after it.
+  // Implies add_generation_prompt = false.
+  bool continue_final_message = false;
   // Tool schemas and documents, passed as `tools` and `documents`; null passes None, as Hugging Face
   // does when there are none.
   nlohmann::ordered_json tools;

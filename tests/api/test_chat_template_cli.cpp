@@ -58,6 +58,16 @@ TEST_F(ChatTemplateCli, PrintsTheRenderedPrompt) {
             "<|start_header_id|>user<|end_header_id|>\n\nHi 👋<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
+TEST_F(ChatTemplateCli, ContinuesTheFinalMessage) {
+  const std::string prefix = dir_.file("prefix.json");
+  testing::write_file(prefix, R"([{"role": "user", "content": "Count"}, {"role": "assistant", "content": "1, 2,"}])");
+  const Result r = run({"-m", llama3_, "-i", prefix, "--continue-final-message"});
+  ASSERT_EQ(r.error, "");
+  EXPECT_EQ(r.out,
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nCount<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n1, 2,");
+}
+
 TEST_F(ChatTemplateCli, TemplateFileVariablesAndGenerationPrompt) {
   const std::string tmpl = dir_.file("t.jinja");
   testing::write_file(tmpl, "{{ bos_token }}{% for m in messages %}[{{ m.role }}]{% endfor %}{{ mode }}{{ n + 1 }}"

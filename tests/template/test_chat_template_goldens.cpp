@@ -58,11 +58,13 @@ TEST_F(ChatTemplateGoldens, RenderLikeHuggingFace) {
     const auto& conv = golden_["conversations"][conversation];
     ChatRenderOptions options;
     options.add_generation_prompt = c["add_generation_prompt"];
+    options.continue_final_message = c.value("continue_final_message", false);
     options.now = testing::golden_now();
     if (conv.contains("tools")) options.tools = conv["tools"];
     if (c.contains("variables")) options.variables = c["variables"];
-    SCOPED_TRACE(fmt::format("template {} on {} (add_generation_prompt={}{})", name, conversation,
-                             options.add_generation_prompt, c.contains("variables") ? ", " + c["variables"].dump() : ""));
+    SCOPED_TRACE(fmt::format("template {} on {} (add_generation_prompt={}, continue_final_message={}{})", name,
+                             conversation, options.add_generation_prompt, options.continue_final_message,
+                             c.contains("variables") ? ", " + c["variables"].dump() : ""));
     const ChatTemplate& tmpl = templates.at(name);
     if (c.contains("output")) {
       ++outputs;
