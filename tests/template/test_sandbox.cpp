@@ -125,10 +125,10 @@ void on_small_stack(size_t bytes, Fn fn) {
 
 // Sanitizers pad every stack frame: give their builds more room.
 #if defined(__SANITIZE_ADDRESS__)
-constexpr size_t kStackScale = 4;
+constexpr size_t kStackScale = 8;
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-constexpr size_t kStackScale = 4;
+constexpr size_t kStackScale = 8;
 #else
 constexpr size_t kStackScale = 1;
 #endif
