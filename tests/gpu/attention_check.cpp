@@ -58,10 +58,9 @@ void expect_lse_close(const std::string& what, const ErrorStats& got) {
 
 }  // namespace
 
-GpuAttentionResult check_case(const AttentionCase& c, const Reference& ref, kernels::ForestOutputMode mode,
-                              const cuda::ForestLaunchOptions* options, int repeats) {
-  GpuAttentionResult gpu = run_plan_on_gpu(c.plan, c.shape, c.layout, c.q, c.k, c.v, mode, options, repeats);
-  std::printf("[%s, %s] %s\n", c.label.c_str(), mode_name(mode), gpu.launch_plan.summary().c_str());
+void check_result(const AttentionCase& c, const Reference& ref, kernels::ForestOutputMode mode,
+                  const GpuAttentionResult& gpu, const char* backend) {
+  std::printf("[%s, %s, %s] %s\n", c.label.c_str(), mode_name(mode), backend, gpu.launch_plan.summary().c_str());
   const std::string tag = c.label + " " + mode_name(mode);
   expect_close(tag + " out", compare(gpu.out.data(), ref.out.data(), ref.out.size()),
                compare(ref.emu_out.data(), ref.out.data(), ref.out.size()));
@@ -78,6 +77,12 @@ GpuAttentionResult check_case(const AttentionCase& c, const Reference& ref, kern
       expect_lse_close(tag + " partial LSE", compare(gpu.partial_lse.data(), ref.partial_lse.data(), pl));
     }
   }
+}
+
+GpuAttentionResult check_case(const AttentionCase& c, const Reference& ref, kernels::ForestOutputMode mode,
+                              const cuda::ForestLaunchOptions* options, int repeats) {
+  GpuAttentionResult gpu = run_plan_on_gpu(c.plan, c.shape, c.layout, c.q, c.k, c.v, mode, options, repeats);
+  check_result(c, ref, mode, gpu, "gpu");
   return gpu;
 }
 

@@ -42,8 +42,12 @@ inline constexpr double kErrFloor = 1e-5;
 inline constexpr double kLseTol = 5e-4;      // base-2 LSE, absolute
 inline constexpr double kRelL2Tol = 2e-2;
 
-// Runs the case on the GPU and checks out, LSE and (kPartials, unsplit) partials with gtest
-// expectations. Returns the GPU result for identity tests.
+// Checks a kernel result (GPU or emulated) against the reference: out, LSE, counters and, for
+// kPartials without splits, the partials; gtest expectations, measured errors printed.
+void check_result(const AttentionCase& c, const Reference& ref, kernels::ForestOutputMode mode,
+                  const GpuAttentionResult& result, const char* backend);
+
+// Runs the case on the GPU and checks it. Returns the GPU result for identity tests.
 GpuAttentionResult check_case(const AttentionCase& c, const Reference& ref, kernels::ForestOutputMode mode,
                               const cuda::ForestLaunchOptions* options = nullptr, int repeats = 1);
 
