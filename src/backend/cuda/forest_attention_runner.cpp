@@ -53,6 +53,17 @@ void ForestAttention::reset_counters(cudaStream_t stream) {
     CANOPY_CUDA_CHECK(cudaMemsetAsync(counters_.data(), 0, counters_.capacity() * sizeof(int32_t), stream));
 }
 
+void ForestAttention::poison_workspace(cudaStream_t stream) {
+  if (partial_o_.capacity() > 0)
+    CANOPY_CUDA_CHECK(cudaMemsetAsync(partial_o_.data(), 0xff, partial_o_.capacity() * sizeof(float), stream));
+  if (partial_lse_.capacity() > 0)
+    CANOPY_CUDA_CHECK(cudaMemsetAsync(partial_lse_.data(), 0xff, partial_lse_.capacity() * sizeof(float), stream));
+}
+
+std::vector<int32_t> ForestAttention::counters_snapshot() const {
+  return counters_.download(static_cast<size_t>(launch_plan_.num_tokens) * static_cast<size_t>(shape_.num_kv_heads));
+}
+
 void ForestAttention::run(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out,
                           float* lse_out, cudaStream_t stream, kernels::ForestOutputMode mode) {
   CANOPY_ASSERT(prepared_);

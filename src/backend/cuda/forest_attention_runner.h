@@ -40,6 +40,11 @@ class ForestAttention {
   // Zeroes the merge counters (needed only after a launch was aborted).
   void reset_counters(cudaStream_t stream);
 
+  // Debug aids for tests: fill the partials with a byte pattern (0xff: NaN) to catch unwritten
+  // slots; read the merge counters back (all zero between launches).
+  void poison_workspace(cudaStream_t stream);
+  std::vector<int32_t> counters_snapshot() const;
+
   const ForestLaunchPlan& launch_plan() const { return launch_plan_; }
   const ForestLaunchOptions& options() const { return options_; }
   ForestLaunchOptions& options() { return options_; }

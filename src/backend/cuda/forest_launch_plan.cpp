@@ -127,8 +127,10 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
     if (rows <= kNarrowRows) return kNarrowRows;
     return static_cast<int>(ceil_div(rows, 32) * 32);  // wide: warps past the last row skip
   };
-  auto unit_cost = [&](int32_t q_count, int64_t keys, bool* compute_bound) {
-    const double mem_ns = static_cast<double>(keys) * D * 4.0 / options.sm_bytes_per_ns;
+  // A unit's DRAM bytes are its share of the segment's KV: the token tiles of one segment run
+  // side by side and read it once from DRAM, then from L2.
+  auto unit_cost = [&](int32_t q_count, int64_t keys, int64_t tiles_sharing, bool* compute_bound) {
+    const double mem_ns = static_cast<double>(keys) * D * 4.0 / static_cast<double>(tiles_sharing) / options.sm_bytes_per_ns;
     const double flop_ns = 4.0 * rows_computed(q_count) * static_cast<double>(keys) * D / options.sm_flops_per_ns;
     if (compute_bound != nullptr) *compute_bound = flop_ns > mem_ns;
     return std::max(mem_ns, flop_ns) + options.unit_overhead_ns;
@@ -142,8 +144,9 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
   for (const AttentionItem& it : plan.items) {
     if (it.q_count == 0) continue;
     const int tpu = tokens_per_unit(it);
+    const int64_t tiles = ceil_div(it.q_count, tpu);
     for (int32_t j0 = 0; j0 < it.q_count; j0 += tpu)
-      total += Hkv * unit_cost(std::min(tpu, it.q_count - j0), it.kv_len, nullptr);
+      total += Hkv * unit_cost(std::min(tpu, it.q_count - j0), it.kv_len, tiles, nullptr);
   }
   const double target = total / (static_cast<double>(options.num_sms) * options.ctas_per_sm);
 
@@ -157,12 +160,13 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
     const AttentionItem& it = plan.items[n];
     if (it.q_count == 0) continue;
     const int tpu = tokens_per_unit(it);
+    const int64_t tiles = ceil_div(it.q_count, tpu);
     const bool narrow = it.q_count * g <= kNarrowRows;
 
     // Key pieces: whole 64-key tiles, at least min_split_keys each.
     int64_t piece_keys = std::max<int64_t>(it.kv_len, 1);
     if (options.split_kv && it.kv_len >= 2 * options.min_split_keys) {
-      const double cost = unit_cost(std::min(tpu, it.q_count), it.kv_len, nullptr);
+      const double cost = unit_cost(std::min(tpu, it.q_count), it.kv_len, tiles, nullptr);
       const int64_t max_pieces = it.kv_len / options.min_split_keys;
       const int64_t pieces = std::min<int64_t>(max_pieces, static_cast<int64_t>(std::ceil(cost / std::max(target, 1.0))));
       if (pieces > 1) piece_keys = ceil_div(ceil_div(it.kv_len, pieces), kTileKeys) * kTileKeys;
@@ -208,7 +212,7 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
         u.mask_from = mask_from;
         u.flags = narrow ? kernels::kUnitNarrow : 0;
         bool compute_bound = false;
-        const double cost = unit_cost(count, u.kv_end - u.kv_begin, &compute_bound);
+        const double cost = unit_cost(count, u.kv_end - u.kv_begin, tiles, &compute_bound);
         for (int h = 0; h < Hkv; ++h) {
           u.kv_head = h;
           const int64_t order = ((static_cast<int64_t>(n) * (num_pieces + 1) + piece) * Hkv + h) * (it.q_count + 1) + tile;

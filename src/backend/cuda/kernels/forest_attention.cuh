@@ -185,7 +185,7 @@ __device__ __forceinline__ void forest_unit(const ForestAttentionParams& p, cons
     uint16_t* dv = s_v + stage * C::kTileElems;
     if (rows_in_one_block) {
       const size_t off0 = static_cast<size_t>(page) * block_stride + static_cast<size_t>(key0 % bs) * kD;
-#pragma unroll
+CANOPY_UNROLL
       for (int i = 0; i < kRpt; ++i) {
         const bool valid = key0 + i < kv_end;
         const size_t off = off0 + static_cast<size_t>(i) * kD;
@@ -194,7 +194,7 @@ __device__ __forceinline__ void forest_unit(const ForestAttentionParams& p, cons
         cp_async_16(smem_u32(dv + dst), valid ? v_head + off : p.v_cache, valid);
       }
     } else {  // small or odd block sizes: look every row's block up
-#pragma unroll 1
+CANOPY_NO_UNROLL
       for (int i = 0; i < kRpt; ++i) {
         const int key = key0 + i;
         const bool valid = key < kv_end;
@@ -227,14 +227,14 @@ __device__ __forceinline__ void forest_unit(const ForestAttentionParams& p, cons
   float acc_o[kMTiles][kDTiles][4];
   float row_m[kMTiles][2];
   float row_l[kMTiles][2];
-#pragma unroll
+CANOPY_UNROLL
   for (int mi = 0; mi < kMTiles; ++mi) {
-#pragma unroll
+CANOPY_UNROLL
     for (int dt = 0; dt < kDTiles; ++dt) {
-#pragma unroll
+CANOPY_UNROLL
       for (int e = 0; e < 4; ++e) acc_o[mi][dt][e] = 0.0f;
     }
-#pragma unroll
+CANOPY_UNROLL
     for (int h = 0; h < 2; ++h) {
       row_m[mi][h] = neg_inf;
       row_l[mi][h] = 0.0f;
@@ -256,30 +256,30 @@ __device__ __forceinline__ void forest_unit(const ForestAttentionParams& p, cons
     const uint32_t v_addr0 = smem_u32(s_v + stage * C::kTileElems) + v_lane;
     // Masks are needed only in a tile that reaches past the unit's end or into the causal zone.
     const bool need_mask = tile_key0 + C::kTileKeys > kv_end || tile_key0 + C::kTileKeys > unit.mask_from;
-#pragma unroll 1
+CANOPY_NO_UNROLL
     for (int sub = 0; sub < kSubTiles; ++sub) {  // not unrolled: one sub-tile's scores live at a time
       if (!warp_active) break;
       const int wkey = wkey0 + sub * kWarpKeys;  // first key of this sub-tile, within the tile
       float s[kMTiles][kNTiles][4];
-#pragma unroll
+CANOPY_UNROLL
       for (int mi = 0; mi < kMTiles; ++mi) {
-#pragma unroll
+CANOPY_UNROLL
         for (int n = 0; n < kNTiles; ++n) {
-#pragma unroll
+CANOPY_UNROLL
           for (int e = 0; e < 4; ++e) s[mi][n][e] = 0.0f;
         }
       }
       // S = Q K^T
-#pragma unroll
+CANOPY_UNROLL
       for (int ks = 0; ks < kKSteps; ++ks) {
         uint32_t qa[kMTiles][4];
-#pragma unroll
+CANOPY_UNROLL
         for (int mi = 0; mi < kMTiles; ++mi) ldmatrix_x4(qa[mi], (q_addr0 + mi * 16 * kRowBytes) ^ (ks << 5));
-#pragma unroll
+CANOPY_UNROLL
         for (int nj = 0; nj < kNTiles / 2; ++nj) {
           uint32_t kb[4];
           ldmatrix_x4(kb, (k_addr0 + (sub * kWarpKeys + nj * 16) * kRowBytes) ^ (ks << 5));
-#pragma unroll
+CANOPY_UNROLL
           for (int mi = 0; mi < kMTiles; ++mi) {
             mma_bf16_16816(s[mi][2 * nj], qa[mi], kb[0], kb[1]);
             mma_bf16_16816(s[mi][2 * nj + 1], qa[mi], kb[2], kb[3]);
@@ -287,14 +287,14 @@ __device__ __forceinline__ void forest_unit(const ForestAttentionParams& p, cons
         }
       }
       // mask, online softmax (base 2)
-#pragma unroll
+CANOPY_UNROLL
       for (int mi = 0; mi < kMTiles; ++mi) {
-#pragma unroll
+CANOPY_UNROLL
         for (int h = 0; h < 2; ++h) {
           float mx = neg_inf;
-#pragma unroll
+CANOPY_UNROLL
           for (int n = 0; n < kNTiles; ++n) {
-#pragma unroll
+CANOPY_UNROLL
             for (int e = 0; e < 2; ++e) {
               float v = s[mi][n][2 * h + e] * p.scale_log2;
               if (need_mask) {
@@ -312,9 +312,9 @@ __device__ __forceinline__ void forest_unit(const ForestAttentionParams& p, cons
           const float alpha = exp2f(row_m[mi][h] - m_use);
           row_m[mi][h] = m_new;
           float sum = 0.0f;
-#pragma unroll
+CANOPY_UNROLL
           for (int n = 0; n < kNTiles; ++n) {
-#pragma unroll
+CANOPY_UNROLL
             for (int e = 0; e < 2; ++e) {
               const float pv = exp2f(s[mi][n][2 * h + e] - m_use);
               s[mi][n][2 * h + e] = pv;
@@ -322,7 +322,7 @@ __device__ __forceinline__ void forest_unit(const ForestAttentionParams& p, cons
             }
           }
           row_l[mi][h] = row_l[mi][h] * alpha + sum;  // per-thread partial sum; reduced at the end
-#pragma unroll
+CANOPY_UNROLL
           for (int dt = 0; dt < kDTiles; ++dt) {
             acc_o[mi][dt][2 * h] *= alpha;
             acc_o[mi][dt][2 * h + 1] *= alpha;
@@ -330,21 +330,21 @@ __device__ __forceinline__ void forest_unit(const ForestAttentionParams& p, cons
         }
       }
       // O += P V (P re-packed from the S accumulators as A fragments)
-#pragma unroll
+CANOPY_UNROLL
       for (int kk = 0; kk < kPSteps; ++kk) {
         uint32_t pa[kMTiles][4];
-#pragma unroll
+CANOPY_UNROLL
         for (int mi = 0; mi < kMTiles; ++mi) {
           pa[mi][0] = pack_bf16x2(s[mi][2 * kk][0], s[mi][2 * kk][1]);
           pa[mi][1] = pack_bf16x2(s[mi][2 * kk][2], s[mi][2 * kk][3]);
           pa[mi][2] = pack_bf16x2(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
           pa[mi][3] = pack_bf16x2(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
         }
-#pragma unroll
+CANOPY_UNROLL
         for (int dj = 0; dj < kDTiles / 2; ++dj) {
           uint32_t vb[4];
           ldmatrix_x4_trans(vb, (v_addr0 + (sub * kWarpKeys + kk * 16) * kRowBytes) ^ (dj << 5));
-#pragma unroll
+CANOPY_UNROLL
           for (int mi = 0; mi < kMTiles; ++mi) {
             mma_bf16_16816(acc_o[mi][2 * dj], pa[mi], vb[0], vb[1]);
             mma_bf16_16816(acc_o[mi][2 * dj + 1], pa[mi], vb[2], vb[3]);
@@ -362,9 +362,9 @@ __device__ __forceinline__ void forest_unit(const ForestAttentionParams& p, cons
 
   // ---- 4. normalized rows and LSE -> staging
   if constexpr (!kNarrow) {
-#pragma unroll
+CANOPY_UNROLL
     for (int mi = 0; mi < kMTiles; ++mi) {
-#pragma unroll
+CANOPY_UNROLL
       for (int h = 0; h < 2; ++h) {
         float l = row_l[mi][h];
         l += __shfl_xor_sync(0xffffffffu, l, 1);
@@ -372,7 +372,7 @@ __device__ __forceinline__ void forest_unit(const ForestAttentionParams& p, cons
         const float inv = l > 0.0f ? 1.0f / l : 0.0f;
         const int r = wrow0 + mi * 16 + gid + 8 * h;
         float* dst = staging + r * C::kStagingStride + 2 * tid4;
-#pragma unroll
+CANOPY_UNROLL
         for (int dt = 0; dt < kDTiles; ++dt)
           *reinterpret_cast<float2*>(dst + dt * 8) =
               make_float2(acc_o[mi][dt][2 * h] * inv, acc_o[mi][dt][2 * h + 1] * inv);
@@ -381,14 +381,14 @@ __device__ __forceinline__ void forest_unit(const ForestAttentionParams& p, cons
     }
   } else {
     // Each warp saw a quarter of the keys: publish its unnormalized state, then combine.
-#pragma unroll
+CANOPY_UNROLL
     for (int h = 0; h < 2; ++h) {
       float l = row_l[0][h];
       l += __shfl_xor_sync(0xffffffffu, l, 1);
       l += __shfl_xor_sync(0xffffffffu, l, 2);
       const int r = gid + 8 * h;
       float* dst = staging + (C::kNarrowRows + warp * C::kNarrowRows + r) * C::kStagingStride + 2 * tid4;
-#pragma unroll
+CANOPY_UNROLL
       for (int dt = 0; dt < kDTiles; ++dt)
         *reinterpret_cast<float2*>(dst + dt * 8) = make_float2(acc_o[0][dt][2 * h], acc_o[0][dt][2 * h + 1]);
       if (tid4 == 0) {
@@ -401,12 +401,12 @@ __device__ __forceinline__ void forest_unit(const ForestAttentionParams& p, cons
       const int r = idx / kD;
       const int c = idx % kD;
       float m = neg_inf;
-#pragma unroll
+CANOPY_UNROLL
       for (int w = 0; w < C::kWarps; ++w) m = fmaxf(m, s_m[w * C::kNarrowRows + r]);
       float num = 0.0f;
       float den = 0.0f;
       if (m != neg_inf) {
-#pragma unroll
+CANOPY_UNROLL
         for (int w = 0; w < C::kWarps; ++w) {
           const float wm = s_m[w * C::kNarrowRows + r];
           if (wm == neg_inf) continue;
@@ -428,7 +428,7 @@ __device__ __forceinline__ void forest_unit(const ForestAttentionParams& p, cons
 template <int kD>
 __global__ void __launch_bounds__(ForestConfig<kD>::kThreads, ForestConfig<kD>::kMinBlocks)
     forest_attention_kernel(const __grid_constant__ ForestAttentionParams p) {
-  extern __shared__ __align__(1024) unsigned char smem[];
+  unsigned char* smem = dynamic_smem();
   // The XOR addressing of ldmatrix needs 256-byte aligned tiles (forest_layout.h).
   if ((smem_u32(smem) & 255u) != 0) __trap();
   const ForestUnit unit = p.units[blockIdx.x];

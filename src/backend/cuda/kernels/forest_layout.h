@@ -4,8 +4,12 @@
 
 #if defined(__CUDACC__)
 #define CANOPY_HD __host__ __device__
-#else
+#define CANOPY_UNROLL _Pragma("unroll")
+#define CANOPY_NO_UNROLL _Pragma("unroll 1")
+#else  // host builds of the kernel source (tests' emulator)
 #define CANOPY_HD
+#define CANOPY_UNROLL
+#define CANOPY_NO_UNROLL
 #endif
 
 namespace canopy::kernels {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "forest_layout.h"
 #include "mma_sm80.cuh"
 
 namespace canopy::kernels {
@@ -77,7 +78,7 @@ __device__ __forceinline__ void merge_row(const float* own_o, float own_lse, con
     m = fmaxf(m, __ldcg(partial_lse + static_cast<size_t>(s) * num_q_heads + head));
   }
   RowVec<kD> acc;
-#pragma unroll
+CANOPY_UNROLL
   for (int e = 0; e < kVec; ++e) acc.v[e] = 0.0f;
   float weight = 0.0f;
   if (m != neg_inf) {
@@ -86,7 +87,7 @@ __device__ __forceinline__ void merge_row(const float* own_o, float own_lse, con
       RowVec<kD> x;
       load_row_vec_shared<kD>(x, own_o + lane * kVec);
       weight += w;
-#pragma unroll
+CANOPY_UNROLL
       for (int e = 0; e < kVec; ++e) acc.v[e] += w * x.v[e];
     }
     for (int i = 0; i < num_slots; ++i) {
@@ -98,12 +99,12 @@ __device__ __forceinline__ void merge_row(const float* own_o, float own_lse, con
       RowVec<kD> x;
       load_row_vec_cg<kD>(x, partial_o + (static_cast<size_t>(s) * num_q_heads + head) * kD + lane * kVec);
       weight += w;
-#pragma unroll
+CANOPY_UNROLL
       for (int e = 0; e < kVec; ++e) acc.v[e] += w * x.v[e];
     }
   }
   const float inv = weight > 0.0f ? 1.0f / weight : 0.0f;
-#pragma unroll
+CANOPY_UNROLL
   for (int e = 0; e < kVec; ++e) acc.v[e] *= inv;
   store_row_vec_bf16<kD>(out_row + lane * kVec, acc);
   if (lse_out != nullptr && lane == 0) *lse_out = weight > 0.0f ? m + log2f(weight) : neg_inf;

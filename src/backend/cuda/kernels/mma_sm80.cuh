@@ -7,13 +7,24 @@
 //   B (16x8, "col"):      b0 = B[2*tid4 .. +1][gid]    b1 = B[2*tid4+8 .. +9][gid]
 //   C/D (16x8, f32):      c0,c1 = C[gid][2*tid4 .. +1] c2,c3 = C[gid+8][2*tid4 .. +1]
 // Each 32-bit register holds two 16-bit values, the lower column (or k) in the low half.
+//
+// Host emulation (tests/gpu/emu): with CANOPY_KERNEL_EMULATION defined, this header declares
+// nothing and the emulator provides these functions, so the kernels' own source runs on the CPU.
 #pragma once
 
 #include <cuda_bf16.h>
 
 #include <cstdint>
 
+#ifndef CANOPY_KERNEL_EMULATION
+
 namespace canopy::kernels {
+
+// The CTA's dynamic shared memory (one array for the whole kernel; 1024-byte aligned).
+__device__ __forceinline__ unsigned char* dynamic_smem() {
+  extern __shared__ __align__(1024) unsigned char canopy_dynamic_smem[];
+  return canopy_dynamic_smem;
+}
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -64,3 +75,5 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
 }
 
 }  // namespace canopy::kernels
+
+#endif  // CANOPY_KERNEL_EMULATION

@@ -1,0 +1,152 @@
+// The forest attention kernels' own source, run on the host SIMT emulator (kernel_emulator.h, emulated_forest_kernel.h), against the
+// same references as on the GPU. These run everywhere the CUDA backend builds (no device
+// needed): they check the kernels' indexing, fragment layouts, masks, pipeline waits and merge
+// protocol before any GPU time is spent. Small shapes: the emulator is slow.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "attention_check.h"
+#include "core/dtype.h"
+#include "emulated_forest_kernel.h"
+#include "forest_workload.h"
+#include "testing/testing.h"
+
+namespace canopy::testing {
+namespace {
+
+using kernels::ForestOutputMode;
+
+AttentionShape make_shape(int hq, int hkv, int d) { return {hq, hkv, d, 1.0f / std::sqrt(static_cast<float>(d))}; }
+
+GpuAttentionResult run_emulated(const AttentionCase& c, ForestOutputMode mode, const cuda::ForestLaunchOptions& options,
+                                int concurrent_ctas = 3, int repeats = 1) {
+  GpuAttentionResult r;
+  r.launch_plan = cuda::build_forest_launch_plan(c.plan, c.shape, c.layout, options);
+  const cuda::ForestLaunchPlan& lp = r.launch_plan;
+  const int Hq = c.shape.num_q_heads, D = c.shape.head_dim;
+  const size_t slots = static_cast<size_t>(lp.num_slots) * Hq;
+  std::vector<float> partial_o(slots * D), partial_lse(slots), lse(static_cast<size_t>(lp.num_tokens) * Hq);
+  std::vector<uint16_t> out(static_cast<size_t>(lp.num_tokens) * Hq * D);
+  std::vector<int32_t> counters(static_cast<size_t>(lp.num_tokens) * c.shape.num_kv_heads, 0);
+  for (int rep = 0; rep < repeats; ++rep) {
+    std::memset(partial_o.data(), 0xff, partial_o.size() * 4);
+    std::memset(partial_lse.data(), 0xff, partial_lse.size() * 4);
+    std::memset(lse.data(), 0xff, lse.size() * 4);
+    std::memset(out.data(), 0xff, out.size() * 2);
+    kernels::ForestAttentionParams p;
+    p.q = c.q.data();
+    p.k_cache = c.k.data();
+    p.v_cache = c.v.data();
+    p.kv_pages = c.plan.kv_pages.data();
+    p.q_tokens = lp.q_tokens.data();
+    p.q_positions = c.plan.q_positions.data();
+    p.units = lp.units.data();
+    p.merge_offsets = lp.merge_offsets.data();
+    p.merge_slots = lp.merge_slots.data();
+    p.partial_o = partial_o.data();
+    p.partial_lse = partial_lse.data();
+    p.out = out.data();
+    p.lse_out = lse.data();
+    p.counters = counters.data();
+    p.num_units = static_cast<int32_t>(lp.units.size());
+    p.num_tokens = lp.num_tokens;
+    p.num_q_heads = Hq;
+    p.num_kv_heads = c.shape.num_kv_heads;
+    p.head_dim = D;
+    p.block_size = c.layout.block_size;
+    p.scale_log2 = c.shape.scale * 1.4426950408889634f;
+    p.mode = mode;
+    emulate_forest_attention(&p, D, concurrent_ctas);
+    if (mode == ForestOutputMode::kPartials) {
+      kernels::MergePartialsParams m;
+      m.partial_o = partial_o.data();
+      m.partial_lse = partial_lse.data();
+      m.merge_offsets = lp.merge_offsets.data();
+      m.merge_slots = lp.merge_slots.data();
+      m.out = out.data();
+      m.lse_out = lse.data();
+      m.num_tokens = lp.num_tokens;
+      m.num_q_heads = Hq;
+      m.head_dim = D;
+      emulate_merge_partials(&m, D);
+    }
+    for (int32_t x : counters)
+      if (x != 0) r.counters_clear = false;
+  }
+  r.out.resize(out.size());
+  for (size_t i = 0; i < out.size(); ++i) r.out[i] = canopy::bf16_to_f32(out[i]);
+  r.lse = lse;
+  r.partial_o = partial_o;
+  r.partial_lse = partial_lse;
+  return r;
+}
+
+AttentionCase decode_case(const std::string& label, const Forest& forest, const AttentionShape& shape, int bs,
+                          std::mt19937_64& rng) {
+  ForestDecode fd = build_forest_decode(forest, bs, shape.num_kv_heads, shape.head_dim, rng());
+  AttentionCase c{label, fd.plan, shape, fd.layout, {}, {}, {}};
+  fill_random(c, rng);
+  return c;
+}
+
+void check_both_modes(const AttentionCase& c, const cuda::ForestLaunchOptions& options = {}) {
+  const Reference ref = compute_reference(c);
+  for (auto mode : {ForestOutputMode::kFusedMerge, ForestOutputMode::kPartials})
+    check_result(c, ref, mode, run_emulated(c, mode, options), "emulated");
+}
+
+TEST(ForestAttentionEmulated, DecodeWideAndNarrowUnits) {
+  std::mt19937_64 rng(test_seed() + 101);
+  // 5 sequences x group 8 = 40 rows: a wide prefix unit (2 tiles of keys), narrow leaves.
+  const Forest forest = two_level_forest(70, {1, 17, 40, 64, 65});
+  check_both_modes(decode_case("emu decode D128 g8 bs16", forest, make_shape(16, 2, 128), 16, rng));
+  check_both_modes(decode_case("emu decode D64 g4 bs7", forest, make_shape(8, 2, 64), 7, rng));
+}
+
+TEST(ForestAttentionEmulated, NarrowUnitsWithSeveralTokens) {
+  std::mt19937_64 rng(test_seed() + 102);
+  // Group 1: documents with 6 questions are narrow units of 6 rows; the root is wide.
+  const Forest forest = three_level_forest(33, 3, 20, 6, 9);
+  check_both_modes(decode_case("emu tree D64 g1 bs16", forest, make_shape(2, 2, 64), 16, rng));
+}
+
+TEST(ForestAttentionEmulated, CausalPrefillAndSplits) {
+  std::mt19937_64 rng(test_seed() + 103);
+  // One sequence, prefill of its first 150 tokens (causal), cut into 64-key pieces.
+  AttentionCase c;
+  c.label = "emu prefill D64 g2 split";
+  c.shape = make_shape(4, 2, 64);
+  AttentionPlan& p = c.plan;
+  p.num_tokens = 150;
+  for (int32_t t = 0; t < 150; ++t) {
+    p.q_tokens.push_back(t);
+    p.q_positions.push_back(t);
+  }
+  for (int32_t b = 0; b < 10; ++b) p.kv_pages.push_back(9 - b);
+  p.items.push_back({0, 150, 0, 0, 150, 0, 1, 0});
+  p.num_slots = 150;
+  for (int32_t t = 0; t <= 150; ++t) p.merge_offsets.push_back(t);
+  for (int32_t t = 0; t < 150; ++t) p.merge_slots.push_back(t);
+  c.layout = KvLayout{10, 16, 2, 64};
+  fill_random(c, rng);
+  cuda::ForestLaunchOptions split;
+  split.min_split_keys = 64;
+  split.num_sms = 1000;
+  const Reference ref = compute_reference(c);
+  check_result(c, ref, ForestOutputMode::kFusedMerge, run_emulated(c, ForestOutputMode::kFusedMerge, split), "emulated");
+  check_result(c, ref, ForestOutputMode::kFusedMerge, run_emulated(c, ForestOutputMode::kFusedMerge, {}), "emulated");
+}
+
+TEST(ForestAttentionEmulated, EmptyPartsAndRepeatedLaunches) {
+  std::mt19937_64 rng(test_seed() + 104);
+  AttentionCase c = decode_case("emu empty parts", two_level_forest(0, {5, 1, 30}), make_shape(4, 2, 128), 16, rng);
+  const Reference ref = compute_reference(c);
+  const GpuAttentionResult r = run_emulated(c, ForestOutputMode::kFusedMerge, {}, 3, 3);
+  check_result(c, ref, ForestOutputMode::kFusedMerge, r, "emulated x3");
+}
+
+}  // namespace
+}  // namespace canopy::testing
