@@ -56,7 +56,7 @@ class DeviceTensor {
 // The host-side description of one step, as the engine builds it.
 struct StepInput {
   std::span<const int32_t> tokens;    // [T] token ids
-  std::span<const int64_t> kv_slots;  // [T] cache slot of each token's K/V: block * block_size + offset
+  std::span<const int32_t> kv_slots;  // [T] cache slot of each token's K/V: block * block_size + offset
   const AttentionPlan* plan = nullptr;  // num_tokens == T; plan->q_positions are the positions
   std::span<const int32_t> logit_rows;  // [R] step tokens whose next-token logits are wanted
 };
@@ -100,6 +100,11 @@ class Backend {
   // q [T, Hq, D], k [T, Hkv, D], inv_freq [D / 2] f32.
   virtual void rope(const TensorView& q, const TensorView& k, const TensorView& inv_freq) = 0;
 
+  // Copies whole blocks of one layer's cache [num_blocks, Hkv, block_size, D]: block dst[i] =
+  // block src[i], in order (copy-on-write of a partly filled block that a fork shares).
+  virtual void copy_blocks(const TensorView& cache, const KvLayout& layout, std::span<const int32_t> src,
+                           std::span<const int32_t> dst) = 0;
+
   // Writes k, v [T, Hkv, D] into one layer's caches [num_blocks, Hkv, block_size, D]
   // (kv/kv_layout.h) at the step's KV slots.
   virtual void kv_write(const TensorView& k, const TensorView& v, const TensorView& k_cache,
@@ -121,9 +126,11 @@ class Backend {
   virtual void final_logits(const TensorView& residual, const TensorView& delta, const TensorView& norm_weight,
                             float eps, const TensorView& lm_head, const TensorView& logits) = 0;
 
-  // Samples one token per row of logits [R, V] (f32) with that row's parameters; results on the
-  // host. rows and out have R entries.
-  virtual void sample(const TensorView& logits, std::span<const SamplingRow> rows, std::span<SampledToken> out) = 0;
+  // Draws S samples: sample i from logits row logits_row[i] of logits [R, V] (f32) with
+  // parameters rows[i] (several samples may draw from one row: n samples of one prompt).
+  // logits_row, rows and out have S entries; results on the host.
+  virtual void sample(const TensorView& logits, std::span<const int32_t> logits_row, std::span<const SamplingRow> rows,
+                      std::span<SampledToken> out) = 0;
 };
 
 inline DeviceTensor::~DeviceTensor() {

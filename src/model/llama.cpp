@@ -78,6 +78,14 @@ KvCache LlamaModel::allocate_kv_cache(int32_t num_blocks, int32_t block_size) co
   return cache;
 }
 
+void LlamaModel::copy_kv_blocks(KvCache& cache, std::span<const int32_t> src, std::span<const int32_t> dst) const {
+  if (src.empty()) return;
+  for (size_t l = 0; l < cache.k.size(); ++l) {
+    backend_.copy_blocks(cache.k[l].view(), cache.layout, src, dst);
+    backend_.copy_blocks(cache.v[l].view(), cache.layout, src, dst);
+  }
+}
+
 void LlamaModel::forward(const StepInput& step, KvCache& cache) {
   const auto T = static_cast<int64_t>(step.tokens.size());
   const auto R = static_cast<int64_t>(step.logit_rows.size());

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,8 @@ class LlamaModel {
   // Bytes of KV cache one block of `block_size` tokens takes, over all layers (K and V).
   size_t kv_bytes_per_block(int32_t block_size) const;
   KvCache allocate_kv_cache(int32_t num_blocks, int32_t block_size) const;
+  // Block dst[i] = block src[i] in every layer's K and V (copy-on-write before a step).
+  void copy_kv_blocks(KvCache& cache, std::span<const int32_t> src, std::span<const int32_t> dst) const;
 
   // Runs one step. step.tokens.size() <= capacity().max_tokens, logit_rows.size() <=
   // max_logit_rows, every token id < vocab_size (checked: canopy::Error otherwise). The

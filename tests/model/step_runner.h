@@ -32,7 +32,7 @@ class StepRunner {
   // the logits of every token of the step, [T][V].
   std::vector<std::vector<float>> step(const std::vector<Chunk>& chunks) {
     std::vector<int32_t> tokens, rows;
-    std::vector<int64_t> slots;
+    std::vector<int32_t> slots;
     AttentionPlan plan;
     for (const Chunk& c : chunks) {
       const int32_t pos0 = lengths_[static_cast<size_t>(c.sequence)];
@@ -52,8 +52,7 @@ class StepRunner {
         const auto t = static_cast<int32_t>(tokens.size());
         const int32_t pos = pos0 + j;
         tokens.push_back(c.tokens[static_cast<size_t>(j)]);
-        slots.push_back(static_cast<int64_t>(c.sequence * blocks_per_seq_ + pos / block_size_) * block_size_ +
-                        pos % block_size_);
+        slots.push_back((c.sequence * blocks_per_seq_ + pos / block_size_) * block_size_ + pos % block_size_);
         plan.q_positions.push_back(pos);
         plan.q_tokens.push_back(t);
         plan.merge_offsets.push_back(plan.num_slots + j);

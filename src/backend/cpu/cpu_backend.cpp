@@ -1,6 +1,7 @@
 #include "backend/cpu/cpu_backend.h"
 
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -27,6 +28,8 @@ int64_t cols_of(const TensorView& v) { return v.numel() / std::max<int64_t>(rows
 
 class CpuBackend final : public Backend {
  public:
+  static constexpr size_t kMapThreshold = size_t{1} << 22;
+
   explicit CpuBackend(int threads) {
     if (threads > 0) omp_set_num_threads(threads);
   }
@@ -38,6 +41,15 @@ class CpuBackend final : public Backend {
   DeviceTensor allocate(DType dtype, Shape shape) override {
     TensorView v{nullptr, dtype, shape};
     const size_t bytes = v.bytes();
+    if (bytes >= kMapThreshold) {
+      // Large buffers (the KV cache) are mapped: the kernel hands out zero pages as they are first
+      // touched, so an unused cache costs no memory and no time.
+      void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      CANOPY_CHECK(p != MAP_FAILED, "out of host memory mapping {} MiB for a tensor of shape {}", bytes >> 20,
+                   shape.str());
+      v.data = p;
+      return DeviceTensor(this, v);
+    }
     const size_t rounded = std::max<size_t>((bytes + 63) / 64 * 64, 64);
     v.data = std::aligned_alloc(64, rounded);
     CANOPY_CHECK(v.data != nullptr, "out of host memory allocating {} MiB for a tensor of shape {}",
@@ -56,7 +68,12 @@ class CpuBackend final : public Backend {
     convert_to_f32(src.dtype, src.data, host, static_cast<size_t>(src.numel()));
   }
 
-  void release(const TensorView& tensor) override { std::free(tensor.data); }
+  void release(const TensorView& tensor) override {
+    if (tensor.bytes() >= kMapThreshold)
+      ::munmap(tensor.data, tensor.bytes());
+    else
+      std::free(tensor.data);
+  }
 
   void begin_step(const StepInput& step) override {
     CANOPY_ASSERT(step.plan != nullptr);
@@ -106,6 +123,18 @@ class CpuBackend final : public Backend {
     CANOPY_ASSERT(T == plan_.num_tokens && k.shape[0] == T && k.shape[2] == D && inv_freq.numel() == D / 2);
     cpu::rope_f32(f32(q), plan_.q_positions.data(), f32(inv_freq), T, q.shape[1], D);
     cpu::rope_f32(f32(k), plan_.q_positions.data(), f32(inv_freq), T, k.shape[1], D);
+  }
+
+  void copy_blocks(const TensorView& cache, const KvLayout& layout, std::span<const int32_t> src,
+                   std::span<const int32_t> dst) override {
+    CANOPY_ASSERT(src.size() == dst.size() && static_cast<size_t>(cache.numel()) == layout.layer_elems());
+    float* c = f32(cache);
+    const size_t block = layout.block_elems();
+    for (size_t i = 0; i < src.size(); ++i) {
+      CANOPY_ASSERT(src[i] >= 0 && src[i] < layout.num_blocks && dst[i] >= 0 && dst[i] < layout.num_blocks);
+      std::memmove(c + static_cast<size_t>(dst[i]) * block, c + static_cast<size_t>(src[i]) * block,
+                   block * sizeof(float));
+    }
   }
 
   void kv_write(const TensorView& k, const TensorView& v, const TensorView& k_cache, const TensorView& v_cache,
@@ -167,23 +196,28 @@ class CpuBackend final : public Backend {
     cpu::linear_f32(normed_.data(), f32(lm_head), nullptr, f32(logits), R, V, H);
   }
 
-  void sample(const TensorView& logits, std::span<const SamplingRow> rows, std::span<SampledToken> out) override {
+  void sample(const TensorView& logits, std::span<const int32_t> logits_row, std::span<const SamplingRow> rows,
+              std::span<SampledToken> out) override {
     const int64_t R = rows_of(logits), V = cols_of(logits);
-    CANOPY_ASSERT(static_cast<int64_t>(rows.size()) == R && out.size() == rows.size());
+    const auto S = static_cast<int64_t>(rows.size());
+    CANOPY_ASSERT(logits_row.size() == rows.size() && out.size() == rows.size());
+    for (int32_t r : logits_row) CANOPY_ASSERT(r >= 0 && r < R);
     const float* l = f32(logits);
-#pragma omp parallel if (R > 1)
+#pragma omp parallel if (S > 1)
     {
       SamplerScratch scratch;
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t r = 0; r < R; ++r)
-        out[static_cast<size_t>(r)] =
-            sample_row(std::span<const float>(l + r * V, static_cast<size_t>(V)), rows[static_cast<size_t>(r)], scratch);
+      for (int64_t i = 0; i < S; ++i) {
+        const float* row = l + static_cast<int64_t>(logits_row[static_cast<size_t>(i)]) * V;
+        out[static_cast<size_t>(i)] =
+            sample_row(std::span<const float>(row, static_cast<size_t>(V)), rows[static_cast<size_t>(i)], scratch);
+      }
     }
   }
 
  private:
   std::vector<int32_t> tokens_;
-  std::vector<int64_t> kv_slots_;
+  std::vector<int32_t> kv_slots_;
   std::vector<int32_t> logit_rows_;
   AttentionPlan plan_;
   AttentionPartials partials_;

@@ -8,7 +8,11 @@
 // Summation order, fixed for every (input row, output) pair whatever the tile shape: lane l sums
 // k = l (mod kLanes) in increasing k, the lanes are reduced pairwise, then the tail k >= K8 is
 // added in order. So a row's result does not depend on T or on the tile it fell in.
+#include <cmath>
 #include <cstring>
+#if defined(__FMA__) && defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #include "backend/cpu/cpu_kernels.h"
 
@@ -27,6 +31,25 @@ inline Lanes load(const float* p) {
   return v;
 }
 
+// acc + a * b, one rounding per lane where the CPU has FMA. Written out because the compiler's
+// own contraction (-ffp-contract=fast) may fuse differently in different instantiations of a tile,
+// which would break the fixed summation order; this file is built with -ffp-contract=off.
+inline Lanes multiply_add(Lanes a, Lanes b, Lanes acc) {
+#if defined(__FMA__) && defined(__AVX__)
+  return _mm256_fmadd_ps(a, b, acc);
+#else
+  return acc + a * b;
+#endif
+}
+
+inline float multiply_add(float a, float b, float acc) {
+#if defined(__FMA__)
+  return std::fma(a, b, acc);
+#else
+  return acc + a * b;
+#endif
+}
+
 inline float reduce_lanes(Lanes v) {
   return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
 }
@@ -41,13 +64,13 @@ inline void tile(const float* x, const float* w, const float* bias, float* y, in
     for (int c = 0; c < RX; ++c) xv[c] = load(x + c * K + k);
     for (int r = 0; r < RW; ++r) {
       const Lanes wv = load(w + r * K + k);
-      for (int c = 0; c < RX; ++c) acc[r][c] += wv * xv[c];
+      for (int c = 0; c < RX; ++c) acc[r][c] = multiply_add(wv, xv[c], acc[r][c]);
     }
   }
   for (int r = 0; r < RW; ++r) {
     for (int c = 0; c < RX; ++c) {
       float s = reduce_lanes(acc[r][c]);
-      for (int64_t k = k_vec; k < K; ++k) s += w[r * K + k] * x[c * K + k];
+      for (int64_t k = k_vec; k < K; ++k) s = multiply_add(w[r * K + k], x[c * K + k], s);
       if (bias != nullptr) s += bias[r];
       y[c * ldy + r] = s;
     }
