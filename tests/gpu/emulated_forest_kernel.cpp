@@ -222,11 +222,11 @@ void emulate_forest_attention(const void* forest_attention_params, int head_dim,
   const auto& p = *static_cast<const canopy::kernels::ForestAttentionParams*>(forest_attention_params);
   if (head_dim == 128) {
     using C = canopy::kernels::ForestConfig<128>;
-    canopy::emu::launch(p.num_units, C::kThreads, C::kSmemBytes, concurrent_ctas,
+    canopy::emu::launch(p.num_ctas, C::kThreads, C::kSmemBytes, concurrent_ctas,
                         [&] { canopy::kernels::forest_attention_kernel<128>(p); });
   } else if (head_dim == 64) {
     using C = canopy::kernels::ForestConfig<64>;
-    canopy::emu::launch(p.num_units, C::kThreads, C::kSmemBytes, concurrent_ctas,
+    canopy::emu::launch(p.num_ctas, C::kThreads, C::kSmemBytes, concurrent_ctas,
                         [&] { canopy::kernels::forest_attention_kernel<64>(p); });
   } else {
     std::abort();

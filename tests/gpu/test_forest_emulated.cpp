@@ -44,6 +44,8 @@ GpuAttentionResult run_emulated(const AttentionCase& c, ForestOutputMode mode, c
     p.q_tokens = lp.q_tokens.data();
     p.q_positions = c.plan.q_positions.data();
     p.units = lp.units.data();
+    p.cta_offsets = lp.cta_offsets.data();
+    p.num_ctas = static_cast<int32_t>(lp.cta_offsets.size()) - 1;
     p.merge_offsets = lp.merge_offsets.data();
     p.merge_slots = lp.merge_slots.data();
     p.partial_o = partial_o.data();
@@ -146,6 +148,52 @@ TEST(ForestAttentionEmulated, EmptyPartsAndRepeatedLaunches) {
   const Reference ref = compute_reference(c);
   const GpuAttentionResult r = run_emulated(c, ForestOutputMode::kFusedMerge, {}, 3, 3);
   check_result(c, ref, ForestOutputMode::kFusedMerge, r, "emulated x3");
+}
+
+TEST(ForestAttentionEmulated, NarrowCausalChunksAndLongLeaves) {
+  std::mt19937_64 rng(test_seed() + 105);
+  // Two sequences with their own 300 keys; chunks of 3 queries each (3 x group 4 = 12 rows: narrow
+  // causal units); and a 700-key leaf (44 tiles through the 3-stage ring), block size 1.
+  AttentionCase c;
+  c.label = "emu narrow causal D128 g4";
+  c.shape = make_shape(8, 2, 128);
+  AttentionPlan& p = c.plan;
+  p.num_tokens = 6;
+  for (int32_t t = 0; t < 6; ++t) {
+    p.q_tokens.push_back(t);
+    p.q_positions.push_back(297 + t % 3);
+  }
+  for (int32_t b = 0; b < 38; ++b) p.kv_pages.push_back(37 - b);
+  p.items.push_back({0, 300, 0, 0, 3, 0, 1, 0});
+  p.items.push_back({19, 300, 0, 3, 3, 3, 1, 1});
+  p.num_slots = 6;
+  for (int32_t t = 0; t <= 6; ++t) p.merge_offsets.push_back(t);
+  for (int32_t t = 0; t < 6; ++t) p.merge_slots.push_back(t);
+  c.layout = KvLayout{38, 16, 2, 128};
+  fill_random(c, rng);
+  check_both_modes(c);
+  check_both_modes(decode_case("emu long leaf D64 bs1", two_level_forest(0, {700, 33}), make_shape(8, 2, 64), 1, rng));
+}
+
+TEST(ForestAttentionEmulated, RandomSmallForests) {
+  std::mt19937_64 rng(test_seed() + 106);
+  struct Heads { int hq, hkv; };
+  const Heads heads[] = {{4, 4}, {8, 2}, {10, 2}, {16, 2}, {32, 1}};
+  const int block_sizes[] = {1, 5, 16, 32, 48};
+  for (int trial = 0; trial < 10; ++trial) {
+    const int d = (rng() & 1) ? 128 : 64;
+    const Heads h = heads[rng() % 5];
+    const int bs = block_sizes[rng() % 5];
+    std::vector<int32_t> unique;
+    for (int i = 0; i < 1 + static_cast<int>(rng() % 9); ++i) unique.push_back(1 + static_cast<int32_t>(rng() % 90));
+    const Forest f = two_level_forest(static_cast<int32_t>(rng() % 200), unique);
+    const std::string label = "emu random " + std::to_string(trial) + " D" + std::to_string(d) + " Hq" +
+                              std::to_string(h.hq) + "/" + std::to_string(h.hkv) + " bs" + std::to_string(bs);
+    const AttentionCase c = decode_case(label, f, make_shape(h.hq, h.hkv, d), bs, rng);
+    const Reference ref = compute_reference(c);
+    const auto mode = (trial & 1) ? ForestOutputMode::kPartials : ForestOutputMode::kFusedMerge;
+    check_result(c, ref, mode, run_emulated(c, mode, {}, 1 + static_cast<int>(rng() % 4)), "emulated");
+  }
 }
 
 }  // namespace

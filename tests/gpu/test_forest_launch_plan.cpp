@@ -77,6 +77,18 @@ void expect_units_cover_plan(const AttentionPlan& plan, const AttentionShape& sh
       }
     }
   EXPECT_EQ(computed, expected);
+  // CTAs: one wide unit, or 1..4 narrow units.
+  ASSERT_FALSE(lp.cta_offsets.empty());
+  EXPECT_EQ(lp.cta_offsets.front(), 0);
+  EXPECT_EQ(lp.cta_offsets.back(), static_cast<int32_t>(lp.units.size()));
+  for (size_t c = 0; c + 1 < lp.cta_offsets.size(); ++c) {
+    const int32_t n = lp.cta_offsets[c + 1] - lp.cta_offsets[c];
+    ASSERT_GE(n, 1);
+    const bool narrow = (lp.units[static_cast<size_t>(lp.cta_offsets[c])].flags & kernels::kUnitNarrow) != 0;
+    EXPECT_LE(n, narrow ? 4 : 1);
+    for (int32_t i = lp.cta_offsets[c]; i < lp.cta_offsets[c + 1]; ++i)
+      EXPECT_EQ((lp.units[static_cast<size_t>(i)].flags & kernels::kUnitNarrow) != 0, narrow);
+  }
 }
 
 TEST(ForestLaunchPlan, DecodeForestUnits) {

@@ -33,6 +33,7 @@ void ForestAttention::prepare(const AttentionPlan& plan, cudaStream_t stream) {
   launch_plan_ = build_forest_launch_plan(plan, shape_, layout_, options_);
   const ForestLaunchPlan& lp = launch_plan_;
   units_.upload(lp.units, stream);
+  cta_offsets_.upload(lp.cta_offsets, stream);
   kv_pages_.upload(plan.kv_pages, stream);
   q_tokens_.upload(lp.q_tokens, stream);
   q_positions_.upload(plan.q_positions, stream);
@@ -76,6 +77,8 @@ void ForestAttention::run(const uint16_t* q, const uint16_t* k_cache, const uint
   p.q_tokens = q_tokens_.data();
   p.q_positions = q_positions_.data();
   p.units = units_.data();
+  p.cta_offsets = cta_offsets_.data();
+  p.num_ctas = static_cast<int32_t>(lp.cta_offsets.size()) - 1;
   p.merge_offsets = merge_offsets_.data();
   p.merge_slots = merge_slots_.data();
   p.partial_o = partial_o_.data();

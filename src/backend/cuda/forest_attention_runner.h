@@ -58,7 +58,7 @@ class ForestAttention {
   ForestLaunchPlan launch_plan_;
   bool prepared_ = false;
   DeviceBuffer<kernels::ForestUnit> units_;
-  DeviceBuffer<int32_t> kv_pages_, q_tokens_, q_positions_, merge_offsets_, merge_slots_, counters_;
+  DeviceBuffer<int32_t> cta_offsets_, kv_pages_, q_tokens_, q_positions_, merge_offsets_, merge_slots_, counters_;
   DeviceBuffer<float> partial_o_, partial_lse_;
 };
 

@@ -17,6 +17,7 @@ namespace {
 constexpr int kWideRows = kernels::ForestConfig<128>::kWideRows;
 constexpr int kNarrowRows = kernels::ForestConfig<128>::kNarrowRows;
 constexpr int kTileKeys = kernels::ForestConfig<128>::kTileKeys;
+constexpr int kUnitsPerNarrowCta = kernels::ForestConfig<128>::kWarps;
 static_assert(kernels::ForestConfig<64>::kWideRows == kWideRows && kernels::ForestConfig<64>::kTileKeys == kTileKeys);
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -31,8 +32,9 @@ struct CostedUnit {
 }  // namespace
 
 std::string ForestLaunchPlan::summary() const {
-  return fmt::format("{} units ({} wide, {} narrow), {} split items, {} slots, predicted {:.1f} SM-us", units.size(),
-                     wide_units, narrow_units, split_items, num_slots, total_cost_ns / 1e3);
+  return fmt::format("{} units ({} wide, {} narrow) in {} CTAs, {} split items, {} slots, predicted {:.1f} SM-us",
+                     units.size(), wide_units, narrow_units, cta_offsets.empty() ? 0 : cta_offsets.size() - 1,
+                     split_items, num_slots, total_cost_ns / 1e3);
 }
 
 void validate_plan_for_gpu(const AttentionPlan& plan, const AttentionShape& shape, const KvLayout& layout) {
@@ -263,7 +265,8 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
   for (const auto& c : compute) total_c += c.cost_ns;
   for (const auto& c : memory) total_m += c.cost_ns;
   lp.total_cost_ns = total_c + total_m;
-  lp.units.reserve(costed.size());
+  std::vector<kernels::ForestUnit> ordered;
+  ordered.reserve(costed.size());
   size_t ic = 0, im = 0;
   double done_c = 0.0, done_m = 0.0;
   while (ic < compute.size() || im < memory.size()) {
@@ -271,12 +274,32 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
         im == memory.size() || (ic < compute.size() && done_c / total_c <= done_m / total_m);
     const CostedUnit& c = take_compute ? compute[ic++] : memory[im++];
     (take_compute ? done_c : done_m) += c.cost_ns;
-    lp.units.push_back(c.unit);
-    if (c.unit.flags & kernels::kUnitNarrow) {
-      ++lp.narrow_units;
-    } else {
+    ordered.push_back(c.unit);
+  }
+
+  // CTAs: a wide unit alone; narrow units four to a CTA (one per warp), in order, so that the
+  // four have similar costs. A CTA's place in the launch is that of its first unit.
+  std::vector<std::vector<kernels::ForestUnit>> ctas;
+  int64_t open_narrow = -1;
+  for (const auto& u : ordered) {
+    if (!(u.flags & kernels::kUnitNarrow)) {
+      ctas.push_back({u});
       ++lp.wide_units;
+      continue;
     }
+    ++lp.narrow_units;
+    if (open_narrow < 0 || ctas[static_cast<size_t>(open_narrow)].size() == static_cast<size_t>(kUnitsPerNarrowCta)) {
+      open_narrow = static_cast<int64_t>(ctas.size());
+      ctas.emplace_back();
+    }
+    ctas[static_cast<size_t>(open_narrow)].push_back(u);
+  }
+  lp.units.reserve(ordered.size());
+  lp.cta_offsets.reserve(ctas.size() + 1);
+  lp.cta_offsets.push_back(0);
+  for (const auto& c : ctas) {
+    lp.units.insert(lp.units.end(), c.begin(), c.end());
+    lp.cta_offsets.push_back(static_cast<int32_t>(lp.units.size()));
   }
   return lp;
 }

@@ -14,6 +14,8 @@
 //   - order: units are sorted by predicted cost, longest first, separately for compute-bound units
 //     (wide shared nodes) and memory-bound ones (leaves); the two lists are interleaved by their
 //     cumulative share of cost so that tensor-core and streaming work run side by side.
+//   - CTAs: a wide unit takes a CTA; narrow units go four to a CTA (one per warp), neighbours in
+//     that order (similar costs).
 #pragma once
 
 #include <cstdint>
@@ -40,7 +42,8 @@ struct ForestLaunchOptions {
 struct ForestLaunchPlan {
   int32_t num_tokens = 0;
   int32_t num_slots = 0;  // plan slots first, then the slots of split pieces and empty tokens
-  std::vector<kernels::ForestUnit> units;  // execution order
+  std::vector<kernels::ForestUnit> units;  // execution order, grouped by CTA
+  std::vector<int32_t> cta_offsets;        // [num CTAs + 1]: a wide unit, or up to 4 narrow units
   std::vector<int32_t> q_tokens;           // the plan's, then one entry per token no item covers
   std::vector<int32_t> merge_offsets;      // [num_tokens + 1]
   std::vector<int32_t> merge_slots;        // every slot of token t: merge_slots[off[t] .. off[t+1])

@@ -8,7 +8,7 @@ namespace {
 template <int kD>
 cudaError_t launch_attention(const ForestAttentionParams& p, cudaStream_t stream) {
   using C = ForestConfig<kD>;
-  if (p.num_units <= 0) return cudaSuccess;
+  if (p.num_ctas <= 0) return cudaSuccess;
   // Cheap, and per device: the dynamic shared memory above 48 KB must be opted into.
   cudaError_t err = cudaFuncSetAttribute(forest_attention_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          C::kSmemBytes);
@@ -16,7 +16,7 @@ cudaError_t launch_attention(const ForestAttentionParams& p, cudaStream_t stream
   err = cudaFuncSetAttribute(forest_attention_kernel<kD>, cudaFuncAttributePreferredSharedMemoryCarveout,
                              cudaSharedmemCarveoutMaxShared);
   if (err != cudaSuccess) return err;
-  forest_attention_kernel<kD><<<p.num_units, C::kThreads, C::kSmemBytes, stream>>>(p);
+  forest_attention_kernel<kD><<<p.num_ctas, C::kThreads, C::kSmemBytes, stream>>>(p);
   return cudaGetLastError();
 }
 

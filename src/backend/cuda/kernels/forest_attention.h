@@ -8,8 +8,8 @@
 // A unit is (segment of one plan item, KV head, tile of query tokens, key range). Its rows are the
 // unit's query tokens times the GQA group stacked into one dimension: row r is query token
 // j = r / group, query head kv_head * group + r % group. A "wide" unit has up to 128 rows (whole
-// tokens) and computes on tensor cores with the rows split across warps; a "narrow" unit has at
-// most 16 rows (a decode leaf: one token x group heads) and splits the keys across warps.
+// tokens) and takes a whole CTA, rows split across its 4 warps; a "narrow" unit has at most 16
+// rows (a decode leaf: one token x group heads) and takes one warp: a CTA runs up to 4 of them.
 //
 // Element types: q, K/V caches and out are bf16 (raw 16-bit patterns, uint16_t on the host);
 // partials and LSE are f32, LSE in base 2 (attention/lse.h): O [slot, Hq, D], LSE [slot, Hq].
@@ -56,7 +56,8 @@ struct ForestAttentionParams {
   const int32_t* kv_pages;     // block ids referenced by units
   const int32_t* q_tokens;     // step token index of each query, referenced by units
   const int32_t* q_positions;  // [num_tokens] absolute position of each query token
-  const ForestUnit* units;     // [num_units]
+  const ForestUnit* units;     // [num_units], grouped by CTA
+  const int32_t* cta_offsets;  // [num_ctas + 1]: CTA c runs units[cta_offsets[c] .. cta_offsets[c+1])
   const int32_t* merge_offsets;  // [num_tokens + 1] slots of token t: merge_slots[off[t] .. off[t+1])
   const int32_t* merge_slots;
   float* partial_o;    // f32 [num_slots, Hq, D]
@@ -65,6 +66,7 @@ struct ForestAttentionParams {
   float* lse_out;      // f32 [num_tokens, Hq], may be null (kFusedMerge)
   int32_t* counters;   // [num_tokens, Hkv], zero before the first launch; left zero by each launch
   int32_t num_units = 0;
+  int32_t num_ctas = 0;    // the grid: one wide unit, or up to 4 narrow units (one per warp), per CTA
   int32_t num_tokens = 0;
   int32_t num_q_heads = 0;
   int32_t num_kv_heads = 0;

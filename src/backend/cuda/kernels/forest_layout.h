@@ -19,31 +19,48 @@ struct ForestConfig {
   static_assert(kD == 64 || kD == 128, "head_dim 64 and 128 are instantiated");
   static constexpr int kThreads = 128;
   static constexpr int kWarps = 4;
-  static constexpr int kTileKeys = 64;    // keys per pipeline stage
-  static constexpr int kWideRows = 128;   // rows of a wide unit: 4 warps x 2 m16 tiles
-  static constexpr int kNarrowRows = 16;  // rows of a narrow unit: one m16 tile, keys split over warps
-  static constexpr int kStages = 2;       // K/V tiles in shared memory (one computing, one loading)
   static constexpr int kChunks = kD / 8;  // 16-byte chunks per row of D bf16
+  // After the key loop the K/V buffers hold the f32 result rows (stride padded by 8 floats so
+  // that fragment stores of 8 rows hit distinct banks).
+  static constexpr int kStagingStride = kD + 8;
+
+  // ---- wide units: one per CTA, up to 128 rows (4 warps x 2 m16 tiles), 64-key tiles
+  static constexpr int kWideRows = 128;
+  static constexpr int kTileKeys = 64;
+  static constexpr int kStages = 2;  // one tile computing, one loading
   // Each thread copies kRowsPerThread consecutive rows (one chunk column) of a K and a V tile.
   static constexpr int kRowsPerThread = kTileKeys * kChunks / kThreads;
   static constexpr int kTileElems = kTileKeys * kD;
   static constexpr int kQBytes = kWideRows * kD * 2;
   static constexpr int kTileBytes = kTileElems * 2;
   static constexpr int kMainBytes = kQBytes + 2 * kStages * kTileBytes;  // Q, K stages, V stages
-  // After the key loop the same memory holds the unit's f32 result rows (stride padded by 8 floats
-  // so that fragment stores of 8 rows hit distinct banks).
-  static constexpr int kStagingStride = kD + 8;
   static constexpr int kStagingBytes = kWideRows * kStagingStride * 4;
-  static constexpr int kLseOffset = kMainBytes;                          // float [kWideRows]
-  static constexpr int kStatOffset = kLseOffset + kWideRows * 4;         // float m, l [kWarps][16]
-  static constexpr int kQposOffset = kStatOffset + 2 * kWarps * kNarrowRows * 4;  // int [kWideRows]
-  static constexpr int kSmemBytes = kQposOffset + kWideRows * 4;
+  static constexpr int kLseOffset = kMainBytes;                   // float [kWideRows]
+  static constexpr int kQposOffset = kLseOffset + kWideRows * 4;  // int [kWideRows]
+  static constexpr int kWideSmemBytes = kQposOffset + kWideRows * 4;
+
+  // ---- narrow units: one per warp (four per CTA), up to 16 rows, 16-key tiles, own pipeline
+  static constexpr int kNarrowRows = 16;
+  static constexpr int kNarrowTileKeys = 16;
+  static constexpr int kNarrowStages = 3;
+  static constexpr int kNarrowTileBytes = kNarrowTileKeys * kD * 2;
+  static constexpr int kNarrowQBytes = kNarrowRows * kD * 2;
+  static constexpr int kNarrowWarpBytes = kNarrowQBytes + 2 * kNarrowStages * kNarrowTileBytes;
+  static constexpr int kNarrowLseOffset = kWarps * kNarrowWarpBytes;  // float [kWarps][16]
+  static constexpr int kNarrowSmemBytes = kNarrowLseOffset + kWarps * kNarrowRows * 4;
+  static constexpr int kLaneRows = kNarrowTileKeys * kChunks / 32;  // rows of a tile each lane copies
+  static constexpr int kLaneRowStep = 32 / kChunks;
+
+  static constexpr int kSmemBytes = kWideSmemBytes > kNarrowSmemBytes ? kWideSmemBytes : kNarrowSmemBytes;
   // Register cap: 2 CTAs of 128 threads per SM at D = 128 (<= 255 registers), 3 at D = 64.
   static constexpr int kMinBlocks = kD == 64 ? 3 : 2;
 
-  static_assert(kStagingBytes <= kMainBytes, "staging must fit in the main buffers");
-  static_assert((kNarrowRows + kWarps * kNarrowRows) <= kWideRows, "narrow reduction rows fit in staging");
+  static_assert(kStagingBytes <= kMainBytes, "wide staging must fit in the wide buffers");
+  static_assert(kNarrowRows * kStagingStride * 4 <= 2 * kNarrowStages * kNarrowTileBytes,
+                "narrow staging must fit in the warp's K/V stages");
   static_assert(kRowsPerThread * kThreads == kTileKeys * kChunks, "tile copy covers the tile");
+  static_assert(kLaneRows * 32 == kNarrowTileKeys * kChunks, "narrow tile copy covers the tile");
+  static_assert(kNarrowWarpBytes % 1024 == 0 && kQBytes % 1024 == 0, "tiles stay 256-byte aligned");
 };
 
 // Shared-memory element offset of the 16-byte chunk `chunk` of row `row` in a tile of rows of
