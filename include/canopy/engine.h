@@ -25,10 +25,16 @@ struct EngineOptions {
   // samples of a prompt: every sequence prefills and reads its own copy of its prompt.
   bool prefix_sharing = true;
   int32_t block_size = 16;            // tokens per KV block
-  int64_t kv_cache_bytes = 0;         // 0: device default (CPU: 1 GiB, less if the model needs less)
+  int64_t kv_cache_bytes = 0;         // 0: device default (CPU: 1 GiB; GPU: what the memory share leaves)
   int32_t max_step_tokens = 512;      // token budget of one step (decode tokens + prefill chunks)
   int32_t max_step_sequences = 256;   // sequences decoding in one step at most
   int threads = 0;                    // CPU threads (0: every core)
+  double gpu_memory_utilization = 0.9;  // GPU: share of the device memory canopy may hold, in (0, 1]
+  bool cuda_graphs = true;              // GPU: replay decode steps as CUDA graphs
+  // model_path is a Hugging Face config.json and the weights are random, made on the device: for
+  // throughput benchmarks of real-size models (throughput does not depend on the weights' values).
+  bool random_weights = false;
+  uint64_t random_weights_seed = 0;
 };
 
 struct GenerateRequest {

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <optional>
 
 #include "attention/planner.h"
 #include "core/error.h"
@@ -64,16 +65,29 @@ class LocalEngine final : public Engine {
                  "max_step_sequences = {} is out of range [1, max_step_tokens = {}]", o.max_step_sequences,
                  o.max_step_tokens);
     CANOPY_CHECK(o.kv_cache_bytes >= 0, "kv_cache_bytes = {} must be >= 0", o.kv_cache_bytes);
-    backend_ = make_backend(o.device, o.threads);
-    model_ = LlamaModel::load(o.model_path, *backend_, StepCapacity{o.max_step_tokens, o.max_step_sequences});
+    backend_ = make_backend(BackendOptions{o.device, o.threads, o.gpu_memory_utilization, o.cuda_graphs});
+    const StepCapacity capacity{o.max_step_tokens, o.max_step_sequences};
+    model_ = o.random_weights ? LlamaModel::load_random(o.model_path, *backend_, capacity, o.random_weights_seed)
+                              : LlamaModel::load(o.model_path, *backend_, capacity);
     const ModelConfig& c = model_->config();
     info_ = ModelInfo{c.architecture, c.vocab_size, c.max_context(), c.bos_token_id, c.eos_token_ids, c.summary()};
 
-    const int64_t bytes = o.kv_cache_bytes > 0 ? o.kv_cache_bytes : kDefaultCpuKvBytes;
+    // The KV cache takes what the device allows once the model is loaded (a GPU: its memory share
+    // less what is in use), or the CPU default; an explicit size must fit the device's budget.
+    const std::optional<int64_t> budget = backend_->kv_cache_budget_bytes();
+    if (budget && o.kv_cache_bytes > 0)
+      CANOPY_CHECK(o.kv_cache_bytes <= *budget,
+                   "a KV cache of {} MiB does not fit: the model leaves {} MiB for it on the {} device (raise "
+                   "--gpu-memory-utilization or ask for less)",
+                   o.kv_cache_bytes >> 20, *budget >> 20, o.device);
+    const int64_t bytes = o.kv_cache_bytes > 0 ? o.kv_cache_bytes : budget.value_or(kDefaultCpuKvBytes);
     const auto per_block = static_cast<int64_t>(model_->kv_bytes_per_block(o.block_size));
     const int64_t blocks = std::min<int64_t>(bytes / per_block, int64_t{1} << 24);
-    CANOPY_CHECK(blocks >= 1, "a KV cache of {} bytes holds no block of {} tokens ({} bytes each)", bytes,
-                 o.block_size, per_block);
+    CANOPY_CHECK(blocks >= 1,
+                 "a KV cache of {} bytes holds no block of {} tokens ({} bytes each){}", bytes, o.block_size,
+                 per_block,
+                 budget ? ": the model's weights and buffers leave no room for it (raise --gpu-memory-utilization)"
+                        : "");
     num_blocks_ = static_cast<int32_t>(blocks);
     cache_ = model_->allocate_kv_cache(num_blocks_, o.block_size);
     kv_ = std::make_unique<KvCacheManager>(KvCacheOptions{num_blocks_, o.block_size, o.prefix_sharing});

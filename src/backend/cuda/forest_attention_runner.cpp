@@ -65,8 +65,9 @@ std::vector<int32_t> ForestAttention::counters_snapshot() const {
   return counters_.download(static_cast<size_t>(launch_plan_.num_tokens) * static_cast<size_t>(shape_.num_kv_heads));
 }
 
-void ForestAttention::run(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out,
-                          float* lse_out, cudaStream_t stream, kernels::ForestOutputMode mode) {
+kernels::ForestAttentionParams ForestAttention::launch_params(const uint16_t* q, const uint16_t* k_cache,
+                                                              const uint16_t* v_cache, uint16_t* out, float* lse_out,
+                                                              kernels::ForestOutputMode mode) {
   CANOPY_ASSERT(prepared_);
   const ForestLaunchPlan& lp = launch_plan_;
   kernels::ForestAttentionParams p;
@@ -94,6 +95,29 @@ void ForestAttention::run(const uint16_t* q, const uint16_t* k_cache, const uint
   p.block_size = layout_.block_size;
   p.scale_log2 = shape_.scale * 1.4426950408889634f;
   p.mode = mode;
+  return p;
+}
+
+bool ForestAttention::is_attention_node(cudaGraphNode_t node) const {
+  cudaGraphNodeType type{};
+  if (cudaGraphNodeGetType(node, &type) != cudaSuccess || type != cudaGraphNodeTypeKernel) return false;
+  cudaKernelNodeParams params{};
+  if (cudaGraphKernelNodeGetParams(node, &params) != cudaSuccess) return false;
+  return params.func != nullptr && params.func == kernels::forest_attention_kernel_function(shape_.head_dim);
+}
+
+void ForestAttention::update_graph_node(cudaGraphExec_t exec, cudaGraphNode_t node, const uint16_t* q,
+                                        const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out,
+                                        float* lse_out) {
+  const kernels::ForestAttentionParams p =
+      launch_params(q, k_cache, v_cache, out, lse_out, kernels::ForestOutputMode::kFusedMerge);
+  CANOPY_CUDA_CHECK(kernels::update_forest_attention_node(exec, node, p));
+}
+
+void ForestAttention::run(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out,
+                          float* lse_out, cudaStream_t stream, kernels::ForestOutputMode mode) {
+  const ForestLaunchPlan& lp = launch_plan_;
+  const kernels::ForestAttentionParams p = launch_params(q, k_cache, v_cache, out, lse_out, mode);
   CANOPY_CUDA_CHECK(kernels::launch_forest_attention(p, stream));
   if (mode == kernels::ForestOutputMode::kPartials) {
     kernels::MergePartialsParams m;
