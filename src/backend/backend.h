@@ -60,6 +60,7 @@ class DeviceTensor {
 struct StepInput {
   std::span<const int32_t> tokens;    // [T] token ids
   std::span<const int32_t> kv_slots;  // [T] cache slot of each token's K/V: block * block_size + offset
+                                      // (-1: a padding token, nothing written)
   const AttentionPlan* plan = nullptr;  // num_tokens == T; plan->q_positions are the positions
   std::span<const int32_t> logit_rows;  // [R] step tokens whose next-token logits are wanted
 };
@@ -109,7 +110,7 @@ class Backend {
                            std::span<const int32_t> dst) = 0;
 
   // Writes k, v [T, Hkv, D] into one layer's caches [num_blocks, Hkv, block_size, D]
-  // (kv/kv_layout.h) at the step's KV slots.
+  // (kv/kv_layout.h) at the step's KV slots. A slot of -1 is not written (a padding token).
   virtual void kv_write(const TensorView& k, const TensorView& v, const TensorView& k_cache,
                         const TensorView& v_cache, const KvLayout& layout) = 0;
 

@@ -15,6 +15,13 @@
 #include <cuda_bf16.h>
 #endif
 
+// Loop unrolling hint for nvcc; nothing in the host emulation (host compilers warn on it).
+#if defined(__CUDACC__)
+#define CANOPY_UNROLL _Pragma("unroll")
+#else
+#define CANOPY_UNROLL
+#endif
+
 namespace canopy::kernels {
 
 inline constexpr unsigned kFullWarp = 0xffffffffu;
@@ -45,7 +52,7 @@ __device__ __forceinline__ Float8 load_bf16x8(const uint16_t* p) {
   const uint4 raw = *reinterpret_cast<const uint4*>(p);
   const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
   Float8 f;
-#pragma unroll
+CANOPY_UNROLL
   for (int i = 0; i < 4; ++i) {
     f.v[2 * i] = bf16_bits_to_f32(w[i] & 0xffffu);
     f.v[2 * i + 1] = bf16_bits_to_f32(w[i] >> 16);
@@ -65,13 +72,13 @@ __device__ __forceinline__ void store_bf16x8(uint16_t* p, const Float8& f) {
 // Butterfly sum over the warp: every lane ends with the same bits (each level adds the same two
 // values in either order), and the result does not depend on timing.
 __device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
+CANOPY_UNROLL
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullWarp, v, offset);
   return v;
 }
 
 __device__ __forceinline__ unsigned long long warp_sum_u64(unsigned long long v) {
-#pragma unroll
+CANOPY_UNROLL
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullWarp, v, offset);
   return v;
 }

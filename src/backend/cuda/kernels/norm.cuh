@@ -29,11 +29,11 @@ __global__ void __launch_bounds__(kNormThreads) rms_norm_kernel(const __grid_con
     Float8 x = load_bf16x8(res + i);
     if (del != nullptr) {
       const Float8 d = load_bf16x8(del + i);
-#pragma unroll
+CANOPY_UNROLL
       for (int e = 0; e < 8; ++e) x.v[e] = round_to_bf16(x.v[e] + d.v[e]);
       if (write_back) store_bf16x8(res + i, x);
     }
-#pragma unroll
+CANOPY_UNROLL
     for (int e = 0; e < 8; ++e) sum_sq += x.v[e] * x.v[e];
   }
   sum_sq = block_sum<kNormThreads>(sum_sq, scratch);
@@ -43,14 +43,14 @@ __global__ void __launch_bounds__(kNormThreads) rms_norm_kernel(const __grid_con
     Float8 x = load_bf16x8(res + i);  // after write-back this is residual + delta already
     if (del != nullptr && !write_back) {
       const Float8 d = load_bf16x8(del + i);
-#pragma unroll
+CANOPY_UNROLL
       for (int e = 0; e < 8; ++e) x.v[e] = round_to_bf16(x.v[e] + d.v[e]);
     }
     const float4 w0 = *reinterpret_cast<const float4*>(p.weight + i);
     const float4 w1 = *reinterpret_cast<const float4*>(p.weight + i + 4);
     const float w[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
     Float8 y;
-#pragma unroll
+CANOPY_UNROLL
     for (int e = 0; e < 8; ++e) y.v[e] = w[e] * (x.v[e] * inv);
     store_bf16x8(out + i, y);
   }

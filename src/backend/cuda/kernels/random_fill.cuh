@@ -22,7 +22,7 @@ __device__ __forceinline__ float random_fill_value(uint64_t seed, uint64_t index
 // grid = ceil(count / kFillPerCta).
 __global__ void __launch_bounds__(kFillThreads) random_fill_kernel(const __grid_constant__ RandomFillParams p) {
   const int64_t base = static_cast<int64_t>(blockIdx.x) * kFillPerCta + threadIdx.x;
-#pragma unroll
+CANOPY_UNROLL
   for (int j = 0; j < kFillPerThread; ++j) {
     const int64_t i = base + static_cast<int64_t>(j) * kFillThreads;
     if (i >= p.count) break;

@@ -79,7 +79,7 @@ __device__ __forceinline__ MaxSum combine_max_sum(const MaxSum& x, const MaxSum&
 }
 
 __device__ __forceinline__ MaxSum warp_max_sum(MaxSum v) {
-#pragma unroll
+CANOPY_UNROLL
   for (int offset = 16; offset > 0; offset >>= 1) {
     MaxSum o;
     o.m = __shfl_xor_sync(kFullWarp, v.m, offset);
@@ -125,7 +125,7 @@ __device__ int find_crossing(int vocab, unsigned long long target, const Weight&
     for (int start = begin; start < end; start += 32) {
       const int i = start + lane;
       unsigned long long x = i < end ? weight(i) : 0ull;
-#pragma unroll
+CANOPY_UNROLL
       for (int offset = 1; offset < 32; offset <<= 1) {
         const unsigned long long y = __shfl_up_sync(kFullWarp, x, offset);
         if (lane >= offset) x += y;

@@ -20,7 +20,7 @@ __global__ void __launch_bounds__(kSwigluThreads) swiglu_kernel(const __grid_con
   const Float8 g = load_bf16x8(row + vec * 8);
   const Float8 u = load_bf16x8(row + p.inter + vec * 8);
   Float8 o;
-#pragma unroll
+CANOPY_UNROLL
   for (int e = 0; e < 8; ++e) o.v[e] = g.v[e] / (1.0f + expf(-g.v[e])) * u.v[e];
   store_bf16x8(p.out + t * p.inter + vec * 8, o);
 }
