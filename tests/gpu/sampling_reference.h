@@ -23,6 +23,15 @@ inline float reference_logit_value(float x) {
   return x;
 }
 
+// log softmax(row)[token] at temperature 1, in double (NaN as -inf).
+inline float token_logprob_reference(const float* row, int64_t vocab, int token) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (int64_t i = 0; i < vocab; ++i) m = std::max(m, static_cast<double>(reference_logit_value(row[i])));
+  double sum = 0.0;
+  for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(reference_logit_value(row[i])) - m);
+  return static_cast<float>(reference_logit_value(row[token]) - m - std::log(sum));
+}
+
 // Returns (token, logprob).
 inline kernels::SampleResult reference_sample(const float* row, int vocab, const kernels::SamplerRow& cfg) {
   const float neg_inf = -std::numeric_limits<float>::infinity();
