@@ -64,7 +64,7 @@ std::vector<int32_t> parse_ids(const std::string& text) {
 std::string join_ids(const std::vector<int32_t>& ids) {
   std::string s;
   for (size_t i = 0; i < ids.size(); ++i) {
-    if (i > 0) s += ' ';
+    if (i) s += ' ';
     s += std::to_string(ids[i]);
   }
   return s;
@@ -165,7 +165,7 @@ void add_generate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--temperature", args->temperature, "Sampling temperature (0: greedy)")
       ->check(CLI::Range(0.0, 100.0));
   cmd->add_option("--top-p", args->top_p, "Nucleus sampling mass, in (0, 1]")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--top-k", args->top_k, "Keep the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-k", args->top_k, "Keep the k most likely tokens (0: off)")->check(CLI::Range(0, 1 << 24));
   cmd->add_option("--seed", args->seed, "Random seed");
   cmd->add_flag("--chat", args->chat, "Format the prompt with the model's chat template");
   add_device_options(*cmd, args->device_args);

@@ -69,9 +69,16 @@ struct TensorInfo {
 };
 
 // Decodes `info` into f32 at dst (numel() floats). Supports every type tensor_type_supported()
-// accepts; throws canopy::Error naming the tensor and its type otherwise. Large tensors are
-// decoded by several OpenMP threads.
+// accepts; throws canopy::Error naming the tensor and its type otherwise. Large tensors (4M
+// elements and more) are decoded by several OpenMP threads.
 void dequantize_to_f32(const TensorInfo& info, float* dst);
+// Decodes several tensors in one parallel region: the way to load a whole model. Every job is
+// checked (as dequantize_to_f32 does) before any is decoded.
+struct DequantizeJob {
+  const TensorInfo* info;
+  float* dst;  // info->numel() floats
+};
+void dequantize_many(std::span<const DequantizeJob> jobs);
 // Decodes `n` elements of raw data of type t (n a multiple of the block size) into dst.
 // src needs no particular alignment. Throws canopy::Error for an unsupported type or a bad n.
 void dequantize_row(TensorType t, const uint8_t* src, float* dst, int64_t n);

@@ -2,6 +2,7 @@
 // blocks whose values follow from the GGML block definitions, and the multi-threaded path.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <random>
@@ -192,6 +193,35 @@ TEST(Dequantize, ThreadedMatchesSequential) {
     for (size_t i = 0; i < threaded.size(); ++i)
       ASSERT_EQ(bits_of(threaded[i]), bits_of(sequential[i])) << tensor_type_name(type) << " " << i;
   }
+}
+
+// dequantize_many decodes a whole file in one go, equal to decoding tensor by tensor; a bad job
+// is refused before anything is written.
+TEST(Dequantize, ManyEqualsOneByOne) {
+  const auto file = GgufFile::open(fixture("types.gguf"));
+  std::vector<std::vector<float>> one(file->tensors().size()), many(file->tensors().size());
+  std::vector<DequantizeJob> jobs;
+  for (size_t i = 0; i < file->tensors().size(); ++i) {
+    const TensorInfo& t = file->tensors()[i];
+    one[i].resize(static_cast<size_t>(t.numel()));
+    many[i].assign(static_cast<size_t>(t.numel()), -1.0f);
+    dequantize_to_f32(t, one[i].data());
+    jobs.push_back({&t, many[i].data()});
+  }
+  dequantize_many(jobs);
+  for (size_t i = 0; i < one.size(); ++i) {
+    ASSERT_EQ(one[i].size(), many[i].size());
+    for (size_t k = 0; k < one[i].size(); ++k)
+      ASSERT_EQ(bits_of(one[i][k]), bits_of(many[i][k])) << file->tensors()[i].name << "[" << k << "]";
+  }
+
+  TensorInfo bad = file->tensors().front();
+  bad.name = "broken";
+  bad.bytes = bad.bytes.first(bad.bytes.size() - 1);
+  std::vector<float> first(static_cast<size_t>(jobs.front().info->numel()), -7.0f), rest(static_cast<size_t>(bad.numel()));
+  const std::vector<DequantizeJob> mixed = {{jobs.front().info, first.data()}, {&bad, rest.data()}};
+  EXPECT_MESSAGE_HAS(error_of([&] { dequantize_many(mixed); }), "'broken'");
+  EXPECT_TRUE(std::all_of(first.begin(), first.end(), [](float x) { return x == -7.0f; }));
 }
 
 TEST(Dequantize, RejectsUnsupportedTypesByName) {
