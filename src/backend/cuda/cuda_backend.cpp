@@ -209,6 +209,7 @@ class CudaBackend final : public Backend {
   // ---- ops -----------------------------------------------------------------------------------
   void embed(const TensorView& table, const TensorView& out) override {
     CANOPY_ASSERT(rows_of(out) == step_tokens_ && cols_of(out) == cols_of(table));
+    check_multiple_of_8(cols_of(table), "hidden size");
     kernels::EmbedParams p;
     p.table = bf16(table);
     p.tokens = tokens_.data();
@@ -224,6 +225,7 @@ class CudaBackend final : public Backend {
     const int64_t T = rows_of(residual), H = cols_of(residual);
     CANOPY_ASSERT(weight.numel() == H && rows_of(out) == T && cols_of(out) == H);
     CANOPY_ASSERT(delta.data == nullptr || delta.numel() == T * H);
+    check_multiple_of_8(H, "hidden size");
     kernels::RmsNormParams p;
     p.residual = bf16(residual);
     p.delta = delta.data != nullptr ? bf16(delta) : nullptr;
@@ -329,6 +331,7 @@ class CudaBackend final : public Backend {
   void swiglu(const TensorView& gate_up, const TensorView& out) override {
     const int64_t T = rows_of(out), I = cols_of(out);
     CANOPY_ASSERT(rows_of(gate_up) == T && cols_of(gate_up) == 2 * I);
+    check_multiple_of_8(I, "intermediate size");
     kernels::SwigluParams p;
     p.gate_up = bf16(gate_up);
     p.out = bf16(out);
@@ -343,6 +346,7 @@ class CudaBackend final : public Backend {
     const int64_t R = step_rows_;
     CANOPY_ASSERT(rows_of(logits) == R && cols_of(logits) == V && cols_of(lm_head) == H);
     CANOPY_ASSERT(logits.dtype == DType::F32 && norm_weight.numel() == H);
+    check_multiple_of_8(H, "hidden size");
     if (R == 0) return;
     // The gathered, normalized rows [R, H]; sized for the step capacity at once, so that a graph
     // capture (which cannot allocate) finds it big enough.
@@ -535,6 +539,11 @@ class CudaBackend final : public Backend {
       return;
     }
     fail("CUDA {} launch failed: {} ({})", what, cudaGetErrorName(err), cudaGetErrorString(err));
+  }
+
+  // The element-wise kernels move 8 bf16 (16 bytes) at a time; every supported model qualifies.
+  static void check_multiple_of_8(int64_t n, const char* what) {
+    CANOPY_CHECK(n % 8 == 0, "the CUDA backend needs a {} that is a multiple of 8; this model's is {}", what, n);
   }
 
   void check_budget(size_t bytes, const std::string& what) const {
