@@ -157,11 +157,29 @@ __device__ uint32_t radix_select(const float* row, int vocab, unsigned long long
   for (int shift = 24; shift >= 0; shift -= 8) {
     for (int b = tid; b < 256; b += kSampleThreads) sm.hist[b] = 0ull;
     __syncthreads();
-    for (int i = tid; i < vocab; i += kSampleThreads) {
-      const uint32_t key = logit_key(row[i]);
-      if ((key & mask) != prefix) continue;
-      const unsigned long long w = weight(i, key);
-      if (w != 0ull) atomicAdd(&sm.hist[(key >> shift) & 0xffu], w);
+    // A warp takes 32 consecutive ids at a time and adds one sum per distinct digit among them:
+    // 64-bit shared atomics are compare-and-swap loops, and logits cluster in few digits.
+    const int lane = tid & 31;
+    for (int base = (tid >> 5) * 32; base < vocab; base += kSampleThreads) {  // warp-uniform bounds
+      const int i = base + lane;
+      uint32_t digit = 0u;
+      unsigned long long w = 0ull;
+      if (i < vocab) {
+        const uint32_t key = logit_key(row[i]);
+        if ((key & mask) == prefix) {
+          w = weight(i, key);
+          digit = (key >> shift) & 0xffu;
+        }
+      }
+      unsigned todo = __ballot_sync(kFullWarp, w != 0ull);
+      while (todo != 0u) {
+        const int leader = __ffs(static_cast<int>(todo)) - 1;
+        const uint32_t d = __shfl_sync(kFullWarp, digit, leader);
+        const bool mine = w != 0ull && digit == d;
+        const unsigned long long part = warp_sum_u64(mine ? w : 0ull);
+        if (lane == leader) atomicAdd(&sm.hist[d], part);
+        todo &= ~__ballot_sync(kFullWarp, mine);
+      }
     }
     __syncthreads();
     if (tid == 0) {
