@@ -324,8 +324,9 @@ class CudaBackend final : public Backend {
     CANOPY_ASSERT(rows_of(q) == step_tokens_ && q.numel() == out.numel());
     CANOPY_ASSERT(cols_of(q) == static_cast<int64_t>(shape.num_q_heads) * shape.head_dim);
     CANOPY_ASSERT(static_cast<size_t>(k_cache.numel()) == layout.layer_elems() && v_cache.numel() == k_cache.numel());
+    const cudaGraphNode_t before = capturing_ ? capture_frontier() : nullptr;
     attention_->run(bf16(q), bf16(k_cache), bf16(v_cache), bf16(out), nullptr, stream_);
-    if (capturing_) record_attention_node(bf16(q), bf16(k_cache), bf16(v_cache), bf16(out));
+    if (capturing_) record_attention_node(before, bf16(q), bf16(k_cache), bf16(v_cache), bf16(out));
   }
 
   void swiglu(const TensorView& gate_up, const TensorView& out) override {
@@ -514,19 +515,31 @@ class CudaBackend final : public Backend {
     graphs_.erase(it);
   }
 
-  // The node the attention launch just added to the capture: the capture's only frontier node.
-  void record_attention_node(const uint16_t* q, const uint16_t* k, const uint16_t* v, uint16_t* out) {
+  // The capture's frontier when it is one node (the last op's), else null.
+  cudaGraphNode_t capture_frontier() {
     cudaStreamCaptureStatus status{};
     const cudaGraphNode_t* deps = nullptr;
     size_t count = 0;
-    const cudaError_t err = cudaStreamGetCaptureInfo(stream_, &status, nullptr, nullptr, &deps, nullptr, &count);
-    if (err != cudaSuccess || status != cudaStreamCaptureStatusActive || count != 1 ||
-        !attention_->is_attention_node(deps[0])) {
+    if (cudaStreamGetCaptureInfo(stream_, &status, nullptr, nullptr, &deps, nullptr, &count) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return nullptr;
+    }
+    return status == cudaStreamCaptureStatusActive && count == 1 ? deps[0] : nullptr;
+  }
+
+  // The node the attention launch just added (in kFusedMerge mode run() launches one kernel): the
+  // capture's frontier, if it is a new kernel node. Anything else abandons the capture.
+  void record_attention_node(cudaGraphNode_t before, const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                             uint16_t* out) {
+    const cudaGraphNode_t node = capture_frontier();
+    cudaGraphNodeType type{};
+    if (node == nullptr || node == before || cudaGraphNodeGetType(node, &type) != cudaSuccess ||
+        type != cudaGraphNodeTypeKernel) {
       (void)cudaGetLastError();
       capture_ok_ = false;
       return;
     }
-    recording_.push_back(AttentionNode{deps[0], q, k, v, out});
+    recording_.push_back(AttentionNode{node, q, k, v, out});
   }
 
   // A launch error outside a capture is a bug (sizes are checked before); inside one, the capture

@@ -98,14 +98,6 @@ kernels::ForestAttentionParams ForestAttention::launch_params(const uint16_t* q,
   return p;
 }
 
-bool ForestAttention::is_attention_node(cudaGraphNode_t node) const {
-  cudaGraphNodeType type{};
-  if (cudaGraphNodeGetType(node, &type) != cudaSuccess || type != cudaGraphNodeTypeKernel) return false;
-  cudaKernelNodeParams params{};
-  if (cudaGraphKernelNodeGetParams(node, &params) != cudaSuccess) return false;
-  return params.func != nullptr && params.func == kernels::forest_attention_kernel_function(shape_.head_dim);
-}
-
 void ForestAttention::update_graph_node(cudaGraphExec_t exec, cudaGraphNode_t node, const uint16_t* q,
                                         const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out,
                                         float* lse_out) {

@@ -43,10 +43,8 @@ class ForestAttention {
   // The parameters run() launches the attention kernel with, for the current plan.
   kernels::ForestAttentionParams launch_params(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache,
                                                uint16_t* out, float* lse_out, kernels::ForestOutputMode mode);
-  // CUDA graphs: whether `node` (of a graph being captured) is this attention kernel's launch, and
-  // re-pointing such a node, captured from run() in kFusedMerge mode, of the instantiated `exec` at
-  // the current plan (prepare() done) and these buffers.
-  bool is_attention_node(cudaGraphNode_t node) const;
+  // CUDA graphs: re-points the kernel node that run() added to a captured graph (kFusedMerge mode:
+  // one launch) in the instantiated `exec` at the current plan (prepare() done) and these buffers.
   void update_graph_node(cudaGraphExec_t exec, cudaGraphNode_t node, const uint16_t* q, const uint16_t* k_cache,
                          const uint16_t* v_cache, uint16_t* out, float* lse_out);
 

@@ -79,12 +79,6 @@ cudaError_t launch_forest_attention(const ForestAttentionParams& params, cudaStr
   return cudaErrorInvalidValue;
 }
 
-const void* forest_attention_kernel_function(int head_dim) {
-  if (head_dim == 64) return reinterpret_cast<const void*>(forest_attention_kernel<64>);
-  if (head_dim == 128) return reinterpret_cast<const void*>(forest_attention_kernel<128>);
-  return nullptr;
-}
-
 cudaError_t update_forest_attention_node(cudaGraphExec_t exec, cudaGraphNode_t node, const ForestAttentionParams& params) {
   if (params.head_dim == 64) return update_attention_node<64>(exec, node, params);
   if (params.head_dim == 128) return update_attention_node<128>(exec, node, params);

@@ -106,11 +106,9 @@ cudaError_t forest_kernel_info(int head_dim, ForestKernelInfo* info);
 cudaError_t launch_forest_attention(const ForestAttentionParams& params, cudaStream_t stream);
 cudaError_t launch_merge_partials(const MergePartialsParams& params, cudaStream_t stream);
 
-// CUDA graphs (a decode step captured once, replayed with each step's launch plan): the kernel
-// function launch_forest_attention launches for head_dim (null when unsupported), to recognize its
-// node in a captured graph, and an in-place update of such a node of an instantiated graph to new
-// params, with launch_forest_attention's geometry. params.num_ctas must be >= 1.
-const void* forest_attention_kernel_function(int head_dim);
+// CUDA graphs (a decode step captured once, replayed with each step's launch plan): updates the
+// node a captured launch_forest_attention(params) added, in an instantiated graph, to new params,
+// with launch_forest_attention's geometry. params.num_ctas must be >= 1.
 cudaError_t update_forest_attention_node(cudaGraphExec_t exec, cudaGraphNode_t node, const ForestAttentionParams& params);
 
 }  // namespace canopy::kernels
