@@ -173,13 +173,13 @@ TEST(ForestAttention, LongCausalPrefillWithSplitKv) {
   const AttentionCase c = prefill_case("long prefill", 1, 0, 701, 701, make_shape(16, 4, 128), 16, rng);
   const Reference ref = compute_reference(c);
   // Pieces of 64 keys: most query tiles see only some pieces; the others are empty units.
-  cuda::ForestLaunchOptions split = cuda::forest_options_for_current_device(128);
+  cuda::ForestLaunchOptions split = device_options(128);
   split.min_split_keys = 64;
   split.num_sms = 512;
   const GpuAttentionResult a = check_case(c, ref, ForestOutputMode::kFusedMerge, &split);
   EXPECT_GT(a.launch_plan.split_items, 0) << "the split path was not exercised";
   check_case(c, ref, ForestOutputMode::kPartials, &split);
-  cuda::ForestLaunchOptions whole = cuda::forest_options_for_current_device(128);
+  cuda::ForestLaunchOptions whole = device_options(128);
   whole.split_kv = false;
   const GpuAttentionResult b = check_case(c, ref, ForestOutputMode::kFusedMerge, &whole);
   expect_outputs_agree("split == unsplit (causal)", a.out, b.out, ref);
@@ -194,7 +194,7 @@ TEST(ForestAttention, LongDecodeSplitKv) {
   const Reference ref = compute_reference(c);
   const GpuAttentionResult a = check_case(c, ref, ForestOutputMode::kFusedMerge);
   EXPECT_GT(a.launch_plan.split_items, 0) << "the split path was not exercised";
-  cuda::ForestLaunchOptions whole = cuda::forest_options_for_current_device(128);
+  cuda::ForestLaunchOptions whole = device_options(128);
   whole.split_kv = false;
   const GpuAttentionResult b = check_case(c, ref, ForestOutputMode::kFusedMerge, &whole);
   EXPECT_EQ(b.launch_plan.split_items, 0);
