@@ -135,6 +135,7 @@ struct Options {
   double bandwidth = 3.0e12;    // bytes/s, measured on the H100 (DESIGN.md section 6)
   double peak_flops = 790e12;   // bf16 dense, measured
   int block_size = 16;
+  bool plan_only = false;
 };
 
 nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, size_t flush_bytes, cudaStream_t stream) {
@@ -169,7 +170,7 @@ nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, s
     const auto& lp = attn.launch_plan();
     j["launch"] = {{"units", lp.units.size()}, {"wide_units", lp.wide_units}, {"narrow_units", lp.narrow_units},
                    {"ctas", lp.cta_offsets.size() - 1}, {"split_items", lp.split_items}, {"slots", lp.num_slots},
-                   {"summary", lp.summary()}};
+                   {"model_makespan_us", lp.predicted_makespan_ns / 1e3}, {"summary", lp.summary()}};
     auto fused = [&] { attn.run(q.data(), k.data(), v.data(), out.data(), lse.data(), stream); };
     auto unfused = [&] {
       attn.run(q.data(), k.data(), v.data(), out2.data(), lse.data(), stream, kernels::ForestOutputMode::kPartials);
@@ -230,7 +231,22 @@ int run(int argc, char** argv) {
   app.add_option("--bandwidth", o.bandwidth, "bytes/s for the floor");
   app.add_option("--peak-flops", o.peak_flops, "FLOP/s for the floor");
   app.add_option("--block-size", o.block_size, "KV block size")->check(CLI::Range(1, 256));
+  app.add_flag("--plan-only", o.plan_only, "print each shape's floor and launch plan (H100 defaults), no GPU");
   CLI11_PARSE(app, argc, argv);
+
+  if (o.plan_only) {
+    for (const BenchShape& s : all_shapes(o.quick)) {
+      if (!o.only.empty() && s.name.find(o.only) == std::string::npos) continue;
+      const ForestDecode fd = testing::build_forest_decode(s.forest, o.block_size, s.hkv, s.d, 0);
+      const testing::StepCost cost = testing::forest_step_cost(fd, s.hq, s.hkv, s.d);
+      const double floor_ms =
+          std::max((cost.kv_bytes + cost.q_out_bytes) / o.bandwidth, cost.flops / o.peak_flops) * 1e3;
+      const AttentionShape shape{s.hq, s.hkv, s.d, 1.0f / std::sqrt(static_cast<float>(s.d))};
+      const auto lp = cuda::build_forest_launch_plan(fd.plan, shape, fd.layout, cuda::ForestLaunchOptions{});
+      fmt::print("{:<34} floor {:.3f} ms | {}\n", s.name, floor_ms, lp.summary());
+    }
+    return 0;
+  }
 
   int device = 0;
   CANOPY_CUDA_CHECK(cudaGetDevice(&device));
