@@ -20,6 +20,8 @@ mkdir -p "$OUT"
 START=$SECONDS
 BUDGET=${BUDGET:-570}  # seconds; a device call may run 600
 BUILD=build-gpu
+export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
+export PATH="$CUDA_HOME/bin:$PATH"
 step() { echo "== [$((SECONDS - START))s] $*"; }
 left() { echo $((BUDGET - (SECONDS - START))); }
 cap() { local want=$1 floor=${2:-10}; local l; l=$(left); l=$((l - 30)); ((l < floor)) && l=$floor; ((want < l)) && echo "$want" || echo "$l"; }
