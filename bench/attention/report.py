@@ -93,14 +93,22 @@ def main():
             "flashinfer": fi.get("flashinfer") or fi.get("flashinfer_error"),
             "bandwidth": canopy.get("bandwidth"), "peak_flops": canopy.get("peak_flops")}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    doc = {"meta": meta, "rows": combined, "canopy_raw": canopy, "torch_raw": torch_r, "flashinfer_raw": fi}
     with open(args.out, "w") as fo:
-        json.dump({"meta": meta, "rows": combined, "canopy_raw": canopy, "torch_raw": torch_r, "flashinfer_raw": fi},
-                  fo, indent=2)
+        json.dump(doc, fo, indent=2)
+    # The name to commit it under: bench/results/attention-<gpu>-<date>.json
+    slug = "".join(c if c.isalnum() else "-" for c in (meta["gpu"] or "gpu").lower()).strip("-")
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    named = os.path.join(os.path.dirname(os.path.abspath(args.out)), "attention-%s-%s.json" % (slug, meta["date"]))
+    with open(named, "w") as fo:
+        json.dump(doc, fo, indent=2)
 
     head = ["shape", "canopy fused", "canopy unfused", "canopy no-sharing", "torch own-copy", "torch split+merge",
             "flashinfer", "floor", "canopy/floor", "best peer/canopy"]
     print("\n### Decode attention, one layer, bf16, D=128, paged KV (block 16), ms (median, L2 flushed)")
     print("%s, %s; torch %s; flashinfer: %s" % (meta["gpu"], meta["date"], meta["torch"], meta["flashinfer"]))
+    print("(commit as bench/results/%s)" % os.path.basename(named))
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
