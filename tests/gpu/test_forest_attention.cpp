@@ -47,6 +47,7 @@ AttentionCase prefill_case(const std::string& label, int seqs, int32_t prefix, i
   AttentionPlan& p = c.plan;
   const int32_t T = seqs * chunk;
   p.num_tokens = T;
+  p.num_nodes = 1 + seqs;
   int32_t next_block = 0;
   auto add_blocks = [&](int32_t tokens) {
     const int32_t begin = static_cast<int32_t>(p.kv_pages.size());
@@ -210,8 +211,9 @@ TEST(ForestAttention, EmptyItemsAndUncoveredTokens) {
   const int32_t T = p.num_tokens;
   // An empty segment merged into every token, an item without queries, and one extra token that
   // no item covers (its output must be 0, its LSE -inf).
-  AttentionItem empty{0, 0, 0, 0, T, p.num_slots, 0, 100};
-  AttentionItem no_queries{0, 16, 0, 0, 0, p.num_slots + T, 0, 101};
+  AttentionItem empty{0, 0, 0, 0, T, p.num_slots, 0, p.num_nodes};
+  AttentionItem no_queries{0, 16, 0, 0, 0, p.num_slots + T, 0, p.num_nodes + 1};
+  p.num_nodes += 2;
   p.items.push_back(empty);
   p.items.push_back(no_queries);
   std::vector<int32_t> offsets{0}, slots;
@@ -329,7 +331,8 @@ TEST(ForestAttentionIdentity, MergeWithEmptyPartIsTheOtherPart) {
   with.label = "with an empty part";
   AttentionPlan& p = with.plan;
   const int32_t T = p.num_tokens;
-  p.items.push_back(AttentionItem{0, 0, 0, 0, T, p.num_slots, 0, 99});
+  p.items.push_back(AttentionItem{0, 0, 0, 0, T, p.num_slots, 0, p.num_nodes});
+  ++p.num_nodes;
   std::vector<int32_t> offsets{0}, slots;
   for (int32_t t = 0; t < T; ++t) {
     slots.push_back(p.num_slots + t);  // the empty part first: the merge must not be disturbed
