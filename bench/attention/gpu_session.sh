@@ -64,6 +64,7 @@ if ! cmake "${cmake_args[@]}" > "$OUT/cmake.log" 2>&1; then
     export CMAKE_PREFIX_PATH="$SYSROOT/usr"
     export PKG_CONFIG_PATH="$SYSROOT/usr/lib/x86_64-linux-gnu/pkgconfig:$SYSROOT/usr/share/pkgconfig:${PKG_CONFIG_PATH:-}"
     export LD_LIBRARY_PATH="$SYSROOT/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+    command -v pkg-config > /dev/null || export PATH="$PATH:$SYSROOT/usr/bin"
     export CPATH="$SYSROOT/usr/include:${CPATH:-}"
     export LIBRARY_PATH="$SYSROOT/usr/lib/x86_64-linux-gnu:${LIBRARY_PATH:-}"
     cmake "${cmake_args[@]}" > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; step "configure failed"; exit 1; }
