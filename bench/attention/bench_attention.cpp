@@ -211,7 +211,7 @@ nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, s
       cuda::ForestAttention attn(shape, fl.layout);
       attn.prepare(fl.plan, stream);
       auto run = [&] { attn.run(q.data(), k.data(), v.data(), out.data(), lse.data(), stream); };
-      j["no_sharing"] = time_it(run, std::max(5, o.repeats / 3), flush, flush_bytes, stream).json();
+      j["no_sharing"] = time_it(run, o.repeats, flush, flush_bytes, stream).json();
       j["no_sharing_launch"] = attn.launch_plan().summary();
       j["no_sharing_bytes"] = need;
     }
