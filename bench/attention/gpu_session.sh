@@ -15,7 +15,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-OUT="${OUT:-$ROOT/gpu-out}"
+OUT="${OUT:-/tmp/canopy-gpu-out}"
 mkdir -p "$OUT"
 START=$SECONDS
 BUDGET=${BUDGET:-570}  # seconds; a device call may run 600
