@@ -19,7 +19,7 @@ OUT="${OUT:-/tmp/canopy-gpu-out}"
 mkdir -p "$OUT"
 START=$SECONDS
 BUDGET=${BUDGET:-570}  # seconds; a device call may run 600
-BUILD=build-gpu
+BUILD="${BUILD:-build-gpu}"
 export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 export PATH="$CUDA_HOME/bin:$PATH"
 step() { echo "== [$((SECONDS - START))s] $*"; }
