@@ -116,7 +116,7 @@ if [ -n "$FI_PID" ]; then
   fi
 fi
 step "canopy benchmark"
-timeout "$(cap 150)" "$BUILD/bench/bench_attention" --out "$OUT/canopy.json" --repeats 30 2>&1 | tee "$OUT/canopy.txt"
+timeout "$(cap 150)" "$BUILD/bench/attention/bench_attention" --out "$OUT/canopy.json" --repeats 30 2>&1 | tee "$OUT/canopy.txt"
 step "PyTorch peers"
 timeout "$(cap 150)" python3 bench/attention/peers.py --shapes "$OUT/canopy.json" --out "$OUT/torch.json" --repeats 30 \
   > "$OUT/torch.txt" 2>&1
