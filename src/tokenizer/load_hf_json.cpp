@@ -5,6 +5,7 @@
 #include "core/mapped_file.h"
 #include "tokenizer/pre_tokenizer_families.h"
 #include "tokenizer/tokenizer_impl.h"
+#include "tokenizer/tokenizer_json_reader.h"
 #include "tokenizer/utf8.h"
 
 namespace canopy {
@@ -200,8 +201,10 @@ void parse_pre_tokenizer(Context& cx, const Json& p, TokenizerSpec& spec, bool f
 
 // ---- model ----------------------------------------------------------------------------------------
 
-void parse_model(const Context& cx, const Json& m, TokenizerSpec& spec) {
-  CANOPY_CHECK(m.is_object(), "{}: \"model\" is missing or not an object", cx.source);
+void parse_model(const Context& cx, TokenizerJson& file, TokenizerSpec& spec) {
+  const Json* model = member(file.root, "model");
+  CANOPY_CHECK(model != nullptr && model->is_object(), "{}: \"model\" is missing or not an object", cx.source);
+  const Json& m = *model;
   std::string type = "BPE";
   if (const Json* t = member(m, "type"); t != nullptr && t->is_string()) type = t->get<std::string>();
   CANOPY_CHECK(type == "BPE", "{}: unsupported tokenizer model '{}' (canopy supports BPE)", cx.source, type);
@@ -210,31 +213,13 @@ void parse_model(const Context& cx, const Json& m, TokenizerSpec& spec) {
     CANOPY_CHECK(v == nullptr || (v->is_string() && v->get<std::string>().empty()),
                  "{}: BPE with a {} is not supported", cx.source, key);
   }
-  const Json* vocab = member(m, "vocab");
-  CANOPY_CHECK(vocab != nullptr && vocab->is_object(), "{}: the BPE model has no vocab object", cx.source);
-  for (const auto& [text, id_json] : vocab->items()) {
-    CANOPY_CHECK(id_json.is_number_integer(), "{}: vocab entry '{}' has no integer id", cx.source, text);
-    const auto id = id_json.get<int64_t>();
+  CANOPY_CHECK(file.has_vocab, "{}: the BPE model has no vocab object", cx.source);
+  for (auto& [text, id] : file.vocab) {
     CANOPY_CHECK(id >= 0 && id < kMaxVocabSize, "{}: vocab entry '{}' has an id out of range: {}", cx.source, text, id);
     if (static_cast<size_t>(id) >= spec.tokens.size()) spec.tokens.resize(static_cast<size_t>(id) + 1);
-    spec.tokens[static_cast<size_t>(id)] = text;
+    spec.tokens[static_cast<size_t>(id)] = std::move(text);
   }
-  if (const Json* merges = member(m, "merges")) {
-    CANOPY_CHECK(merges->is_array(), "{}: BPE merges is not a list", cx.source);
-    spec.merges.reserve(merges->size());
-    for (const Json& merge : *merges) {
-      if (merge.is_string()) {
-        const auto& s = merge.get_ref<const std::string&>();
-        const size_t space = s.find(' ', 1);
-        CANOPY_CHECK(space != std::string::npos, "{}: merge '{}' is not two tokens separated by a space", cx.source, s);
-        spec.merges.emplace_back(s.substr(0, space), s.substr(space + 1));
-      } else {
-        CANOPY_CHECK(merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string(),
-                     "{}: a merge is neither \"a b\" nor [\"a\", \"b\"]", cx.source);
-        spec.merges.emplace_back(merge[0].get<std::string>(), merge[1].get<std::string>());
-      }
-    }
-  }
+  spec.merges = std::move(file.merges);
   spec.bpe.byte_fallback = get_bool(m, "byte_fallback", false);
   spec.bpe.fuse_unk = get_bool(m, "fuse_unk", false);
   spec.bpe.ignore_merges = get_bool(m, "ignore_merges", false);
@@ -387,15 +372,11 @@ void apply_config(const Context& cx, const Json& config, TokenizerSpec& spec) {
 TokenizerSpec parse_hf_json(std::string_view tokenizer_json, std::string_view tokenizer_config,
                             const std::string& source) {
   Context cx{source};
-  Json root;
-  try {
-    root = Json::parse(tokenizer_json);
-  } catch (const Json::exception& e) {
-    fail("{}: not valid JSON: {}", source, e.what());
-  }
+  TokenizerJson file = read_tokenizer_json(tokenizer_json, source);
+  const Json& root = file.root;
   CANOPY_CHECK(root.is_object(), "{}: not a tokenizer.json (the top level is not an object)", source);
   TokenizerSpec spec;
-  parse_model(cx, root.contains("model") ? root["model"] : Json(), spec);
+  parse_model(cx, file, spec);
   if (const Json* added = member(root, "added_tokens")) {
     CANOPY_CHECK(added->is_array(), "{}: added_tokens is not a list", source);
     for (const Json& a : *added) {

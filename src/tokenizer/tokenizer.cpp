@@ -49,13 +49,16 @@ std::string apply_replacements(std::string text, const std::vector<std::pair<std
   return text;
 }
 
-std::vector<MergeRule> rules_from_merges(const TokenizerSpec& spec, const Vocabulary& vocab) {
+// Merge rules from pairs of token strings as the file writes them (looked up in `file_vocab`, the
+// tokens in the file's alphabet, so byte-level strings need no conversion).
+std::vector<MergeRule> rules_from_merges(const TokenizerSpec& spec, const Vocabulary& file_vocab) {
   std::vector<MergeRule> rules;
   rules.reserve(spec.merges.size());
+  std::string joined;
   for (size_t rank = 0; rank < spec.merges.size(); ++rank) {
     const auto& [a, b] = spec.merges[rank];
-    const std::string left = model_string(a, spec.byte_level), right = model_string(b, spec.byte_level);
-    const auto l = vocab.find(left), r = vocab.find(right), m = vocab.find(left + right);
+    joined.assign(a).append(b);
+    const auto l = file_vocab.find(a), r = file_vocab.find(b), m = file_vocab.find(joined);
     // A rule whose parts or result are not tokens can never apply; skip it.
     if (!l || !r || !m) continue;
     rules.push_back({*l, *r, *m, static_cast<int32_t>(rank)});
@@ -131,13 +134,25 @@ Tokenizer build_tokenizer(TokenizerSpec spec) {
   CANOPY_CHECK(size > 0, "{}: the vocabulary is empty", spec.source);
   impl->description = fmt::format("{} ({}, {} tokens)", spec.source, spec.kind, size);
 
-  std::vector<std::string> model_strings(spec.tokens.size());
-  for (size_t id = 0; id < spec.tokens.size(); ++id) model_strings[id] = model_string(spec.tokens[id], spec.byte_level);
+  // The tokens as the file writes them, added tokens included (for token_text and find_token, and
+  // for reading merge rules, which the file writes in the same alphabet).
+  impl->token_texts = std::move(spec.tokens);
+  const size_t model_size = impl->token_texts.size();
+  impl->token_texts.resize(size);
+  impl->special.assign(size, 0);
+  for (const AddedToken& t : spec.added) {
+    impl->token_texts[static_cast<size_t>(t.id)] = t.content;
+    if (t.special) impl->special[static_cast<size_t>(t.id)] = 1;
+  }
+  impl->token_index = Vocabulary::view(impl->token_texts);
+
+  std::vector<std::string> model_strings(model_size);
+  for (size_t id = 0; id < model_size; ++id) model_strings[id] = model_string(impl->token_texts[id], spec.byte_level);
   impl->model_vocab = Vocabulary(std::move(model_strings));
 
   const bool from_scores = spec.merges.empty() && !spec.scores.empty();
   const std::vector<MergeRule> rules =
-      from_scores ? rules_from_scores(spec, impl->model_vocab) : rules_from_merges(spec, impl->model_vocab);
+      from_scores ? rules_from_scores(spec, impl->model_vocab) : rules_from_merges(spec, impl->token_index);
   BpeModel::Config config = spec.bpe;
   config.byte_level = spec.byte_level;
   auto check_id = [&](int32_t id, const char* what) {
@@ -146,16 +161,6 @@ Tokenizer build_tokenizer(TokenizerSpec spec) {
   };
   check_id(config.unk_id, "unknown-token");
   impl->bpe = BpeModel(config, &impl->model_vocab, rules);
-
-  impl->token_texts = spec.tokens;
-  impl->token_texts.resize(size);
-  impl->special.assign(size, 0);
-  for (const AddedToken& t : spec.added) {
-    impl->token_texts[static_cast<size_t>(t.id)] = t.content;
-    if (t.special) impl->special[static_cast<size_t>(t.id)] = 1;
-  }
-  impl->text_to_id.reserve(size);
-  for (size_t id = 0; id < size; ++id) impl->text_to_id.emplace(impl->token_texts[id], static_cast<int32_t>(id));
 
   // Decoded bytes of every token.
   std::vector<bool> is_added(size, false);
@@ -292,11 +297,7 @@ std::string_view Tokenizer::token_bytes(int32_t id) const {
   return impl_->token_bytes(id);
 }
 
-std::optional<int32_t> Tokenizer::find_token(std::string_view text) const {
-  const auto it = impl_->text_to_id.find(text);
-  if (it == impl_->text_to_id.end()) return std::nullopt;
-  return it->second;
-}
+std::optional<int32_t> Tokenizer::find_token(std::string_view text) const { return impl_->token_index.find(text); }
 
 int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(impl_->token_texts.size()); }
 

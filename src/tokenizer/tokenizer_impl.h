@@ -57,7 +57,7 @@ struct Tokenizer::Impl {
   std::string description;
   std::vector<std::string> token_texts;  // [vocab_size]
   std::vector<uint8_t> special;          // [vocab_size]
-  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> text_to_id;
+  Vocabulary token_index;                // token_texts, for find_token
 
   Vocabulary model_vocab;  // model tokens in the model's alphabet (raw bytes when byte-level)
   BpeModel bpe;
