@@ -4,16 +4,19 @@ corpus of varied strings, one JSON-lines file per tokenizer under tests/data/tok
 
     python tools/make_tokenizer_goldens.py [--shared ../shared] [--model PATH]
 
-Needs the PyPI packages `tokenizers` and `gguf` (for the default model's vocabulary). CI does not
+Needs the PyPI packages `tokenizers`, `sentencepiece` and `gguf` (for the default model's vocabulary). CI does not
 run this script; it runs the C++ tests against the committed output.
 
-Each output file starts with a header line {"tokenizer": ..., "source": ..., "cases": N} and then
-holds one JSON object per line:
-  {"text": T, "ids": [...]}                       encode(T) with special-token text parsed, no BOS/EOS
+corpus.jsonl holds the input strings, one JSON string per line. Each tokenizer's file starts with a
+header line {"tokenizer": ..., "source": ..., "cases": N} and then holds one JSON object per line,
+the k-th for the k-th string T of the corpus:
+  {"ids": [...]}                                  encode(T) with special-token text parsed, no BOS/EOS
     "ids_no_special": [...]   only when it differs: special-token text treated as plain text
     "ids_add_special": [...]  only for some cases: encode(T, add_special_tokens=True)
     "decoded": D              only when decode(ids) != T
   {"decode_ids": [...], "decoded": D, "decoded_skip_special": S}   decode of arbitrary ids
+A header may say "parse_special": false (the ids were made with special-token text as plain
+text) and "decode_skips_special": true (the reference decode leaves special tokens out).
 """
 import argparse
 import json
@@ -191,6 +194,36 @@ def gguf_bpe_tokenizer(path, pre):
     return tok
 
 
+def write_sentencepiece_goldens(name, source, model_file, cases, out_dir, add_special_cases=60):
+    """Goldens from the `sentencepiece` library, which treats special-token text as plain text
+    and whose decode leaves control tokens out (and writes <unk> as " ⁇ ")."""
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_file=model_file)
+    rng = random.Random(SEED + len(name))
+    header = {"tokenizer": name, "source": source, "cases": len(cases), "parse_special": False,
+              "decode_skips_special": True}
+    lines = [json.dumps(header, ensure_ascii=False)]
+    for k, text in enumerate(cases):
+        ids = sp.encode(text)
+        rec = {"ids": ids}
+        if k < add_special_cases:
+            rec["ids_add_special"] = [sp.bos_id()] + ids
+        dec = sp.decode(ids)
+        if dec != text:
+            rec["decoded"] = dec
+        lines.append(json.dumps(rec, ensure_ascii=False, separators=(",", ":")))
+    for _ in range(150):
+        ids = [rng.randrange(1, 600) if rng.random() < 0.5 else rng.randrange(1, sp.get_piece_size())
+               for _ in range(rng.randint(1, 10))]
+        d = sp.decode(ids)
+        lines.append(json.dumps({"decode_ids": ids, "decoded": d, "decoded_skip_special": d}, ensure_ascii=False,
+                                separators=(",", ":")))
+    path = os.path.join(out_dir, name + ".jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"{path}: {len(cases)} cases, {os.path.getsize(path)} bytes")
+
+
 def write_goldens(name, source, tok, cases, out_dir, add_special_cases=60):
     rng = random.Random(SEED + len(name))
     path = os.path.join(out_dir, name + ".jsonl")
@@ -201,7 +234,7 @@ def write_goldens(name, source, tok, cases, out_dir, add_special_cases=60):
     for k, text in enumerate(cases):
         tok.encode_special_tokens = False
         ids = tok.encode(text, add_special_tokens=False).ids
-        rec = {"text": text, "ids": ids}
+        rec = {"ids": ids}
         tok.encode_special_tokens = True
         plain = tok.encode(text, add_special_tokens=False).ids
         tok.encode_special_tokens = False
@@ -212,7 +245,7 @@ def write_goldens(name, source, tok, cases, out_dir, add_special_cases=60):
         dec = tok.decode(ids, skip_special_tokens=False)
         if dec != text:
             rec["decoded"] = dec
-        lines.append(json.dumps(rec, ensure_ascii=False))
+        lines.append(json.dumps(rec, ensure_ascii=False, separators=(",", ":")))
     # Decoding arbitrary ids: partial UTF-8 sequences, byte tokens, special tokens.
     for _ in range(150):
         n = rng.randint(1, 10)
@@ -227,7 +260,7 @@ def write_goldens(name, source, tok, cases, out_dir, add_special_cases=60):
                 ids.append(rng.randrange(n_vocab))
         lines.append(json.dumps({"decode_ids": ids, "decoded": tok.decode(ids, skip_special_tokens=False),
                                  "decoded_skip_special": tok.decode(ids, skip_special_tokens=True)},
-                                ensure_ascii=False))
+                                ensure_ascii=False, separators=(",", ":")))
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     print(f"{path}: {len(cases)} cases, {os.path.getsize(path)} bytes")
@@ -243,11 +276,15 @@ def main():
     tdir = os.path.join(args.shared, "data", "tokenizers")
     cases = corpus(root)
     os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "corpus.jsonl"), "w", encoding="utf-8") as f:
+        f.write("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases))
     for name in ("llama3", "qwen3", "mistral"):
         tok = Tokenizer.from_file(os.path.join(tdir, name, "tokenizer.json"))
         write_goldens(name, f"{name}/tokenizer.json", tok, cases, args.out)
     write_goldens("gpt2", "gpt2/encoder.json + gpt2/vocab.bpe", gpt2_tokenizer(os.path.join(tdir, "gpt2")),
                   cases, args.out)
+    write_sentencepiece_goldens("llama2_spm", "llama2-spm/tokenizer.model (sentencepiece)",
+                                os.path.join(tdir, "llama2-spm", "tokenizer.model"), cases, args.out)
     if os.path.exists(args.model):
         write_goldens("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf (tokenizer.ggml.pre = smollm)",
                       gguf_bpe_tokenizer(args.model, "smollm"), cases, args.out)

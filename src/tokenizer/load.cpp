@@ -67,19 +67,27 @@ Tokenizer Tokenizer::load(const std::string& path_text) {
       add_generation_eos(path, spec);
       return build_tokenizer(std::move(spec));
     }
+    if (fs::is_regular_file(path / "tokenizer.model")) {
+      TokenizerSpec spec = parse_sentencepiece_model(read_text_file((path / "tokenizer.model").string()),
+                                                     (path / "tokenizer.model").string());
+      add_generation_eos(path, spec);
+      return build_tokenizer(std::move(spec));
+    }
     if (fs::is_regular_file(path / "encoder.json") && fs::is_regular_file(path / "vocab.bpe"))
       return from_gpt2_files((path / "encoder.json").string(), (path / "vocab.bpe").string());
-    fail("{}: no tokenizer found (canopy reads tokenizer.json, or encoder.json + vocab.bpe)", path_text);
+    fail("{}: no tokenizer found (canopy reads tokenizer.json, tokenizer.model, or encoder.json + vocab.bpe)",
+         path_text);
   }
   if (is_gguf(path)) {
     const auto file = GgufFile::open(path_text);
     return from_gguf(*file);
   }
+  if (path.extension() == ".model") return from_sentencepiece_model(path_text);
   if (path.extension() == ".json") {
     const fs::path config = path.parent_path() / "tokenizer_config.json";
     return from_hf_json(path_text, fs::is_regular_file(config) ? config.string() : "");
   }
-  fail("{}: not a model folder, tokenizer.json or GGUF file", path_text);
+  fail("{}: not a model folder, tokenizer.json, tokenizer.model or GGUF file", path_text);
 }
 
 }  // namespace canopy

@@ -311,8 +311,11 @@ const std::string& Tokenizer::description() const { return impl_->description; }
 
 // ---- streaming ------------------------------------------------------------------------------
 
-StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, bool skip_special)
-    : tokenizer_(&tokenizer), skip_special_(skip_special), strip_left_(tokenizer.impl().strip_leading_spaces) {}
+StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, bool skip_special, bool at_text_start)
+    : tokenizer_(&tokenizer),
+      skip_special_(skip_special),
+      at_text_start_(at_text_start),
+      strip_left_(at_text_start ? tokenizer.impl().strip_leading_spaces : 0) {}
 
 std::string StreamDecoder::push(int32_t id) {
   const Tokenizer::Impl& m = tokenizer_->impl();
@@ -347,7 +350,7 @@ std::string StreamDecoder::push(int32_t id) {
 std::string StreamDecoder::finish() {
   std::string out = pending_.empty() ? std::string() : utf8::sanitize(pending_);
   pending_.clear();
-  strip_left_ = tokenizer_->impl().strip_leading_spaces;
+  strip_left_ = at_text_start_ ? tokenizer_->impl().strip_leading_spaces : 0;
   return out;
 }
 

@@ -5,7 +5,8 @@
 // TinyLlama, Phi-3...), read from
 //   - a Hugging Face tokenizer.json (+ tokenizer_config.json beside it),
 //   - a GGUF file's tokenizer.ggml.* metadata,
-//   - GPT-2's original encoder.json + vocab.bpe.
+//   - GPT-2's original encoder.json + vocab.bpe,
+//   - a SentencePiece tokenizer.model (BPE models such as Llama 2).
 //
 // Encoding: added tokens (special or not) are found in the raw text first; the text between them
 // is normalized, cut into pre-tokens and BPE-encoded. Input that is not valid UTF-8 is first
@@ -39,8 +40,9 @@ using GgufMetadata = std::map<std::string, GgufValue, std::less<>>;
 
 class Tokenizer {
  public:
-  // A Hugging Face model folder (tokenizer.json [+ tokenizer_config.json, generation_config.json]),
-  // a folder with encoder.json + vocab.bpe, a tokenizer.json file, or a .gguf file.
+  // A Hugging Face model folder (tokenizer.json [+ tokenizer_config.json, generation_config.json];
+  // else tokenizer.model; else encoder.json + vocab.bpe), a tokenizer.json, tokenizer.model or
+  // .gguf file.
   static Tokenizer load(const std::string& path);
   // tokenizer.json, with tokenizer_config.json when given (empty: none) for BOS/EOS and the
   // add_bos_token / add_eos_token flags.
@@ -54,6 +56,8 @@ class Tokenizer {
   static Tokenizer from_gguf_metadata(const GgufMetadata& metadata, const std::string& source);
   // GPT-2's encoder.json (token -> id) and vocab.bpe (merges).
   static Tokenizer from_gpt2_files(const std::string& encoder_json, const std::string& vocab_bpe);
+  // A SentencePiece tokenizer.model of a BPE model (Llama 2 and its kin). add_special adds BOS.
+  static Tokenizer from_sentencepiece_model(const std::string& path);
 
   // Token ids of `text`. add_special: add what the tokenizer's post-processor adds (BOS, EOS...),
   // but never a second BOS when the text already starts with it (nor a second EOS at the end).
@@ -93,15 +97,21 @@ class Tokenizer {
 // character split across tokens is held back until complete; bytes that can never complete a
 // character are emitted as U+FFFD at once; finish() flushes the rest (an unfinished character
 // becomes U+FFFD). Nothing is dropped.
+//
+// at_text_start = false tells the decoder that its ids continue a text (e.g. generated tokens
+// after a prompt): the leading space that SentencePiece-style decoders strip from the start of a
+// text is then kept, as it belongs between the prompt and the continuation.
 class StreamDecoder {
  public:
-  explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special = false);
+  explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special = false, bool at_text_start = true);
   std::string push(int32_t id);
+  // Flushes what is pending; the decoder can then start over on a new text.
   std::string finish();
 
  private:
   const Tokenizer* tokenizer_;
   bool skip_special_;
+  bool at_text_start_;
   int strip_left_;       // leading spaces still to drop at the start of the output
   std::string pending_;  // bytes of an unfinished character
 };

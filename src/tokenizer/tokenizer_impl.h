@@ -88,6 +88,9 @@ Tokenizer build_tokenizer(TokenizerSpec spec);
 TokenizerSpec parse_hf_json(std::string_view tokenizer_json, std::string_view tokenizer_config,
                             const std::string& source);
 
+// SentencePiece tokenizer.model bytes -> spec (BPE models only).
+TokenizerSpec parse_sentencepiece_model(std::string_view bytes, const std::string& source);
+
 // A regex that matches `literal` exactly (for Split and Replace patterns given as strings).
 std::string regex_escape(std::string_view literal);
 

@@ -9,10 +9,26 @@
 
 namespace canopy::testing {
 
+namespace {
+
+std::vector<std::string> read_corpus() {
+  const std::string path = source_dir() + "/tests/data/tokenizer/corpus.jsonl";
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  std::vector<std::string> texts;
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) texts.push_back(nlohmann::json::parse(line).get<std::string>());
+  return texts;
+}
+
+}  // namespace
+
 Goldens read_goldens(const std::string& name) {
   const std::string path = source_dir() + "/tests/data/tokenizer/" + name + ".jsonl";
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot open " + path);
+  const std::vector<std::string> corpus = read_corpus();
   Goldens g;
   std::string line;
   bool first = true;
@@ -30,13 +46,15 @@ Goldens read_goldens(const std::string& name) {
       continue;
     }
     EncodeCase c;
-    c.text = j["text"].get<std::string>();
+    if (g.encode.size() >= corpus.size()) throw std::runtime_error(path + " has more cases than corpus.jsonl");
+    c.text = corpus[g.encode.size()];
     c.ids = j["ids"].get<std::vector<int32_t>>();
     if (j.contains("ids_no_special")) c.ids_no_special = j["ids_no_special"].get<std::vector<int32_t>>();
     if (j.contains("ids_add_special")) c.ids_add_special = j["ids_add_special"].get<std::vector<int32_t>>();
     if (j.contains("decoded")) c.decoded = j["decoded"].get<std::string>();
     g.encode.push_back(std::move(c));
   }
+  if (g.encode.size() != corpus.size()) throw std::runtime_error(path + " and corpus.jsonl differ in length");
   return g;
 }
 

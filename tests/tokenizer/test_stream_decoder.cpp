@@ -85,6 +85,12 @@ TEST(StreamDecoder, DropsTheSentencePiecePrefixSpaceOnlyAtTheStart) {
   const auto with_bos = tok.encode("Hello world", /*add_special=*/true);
   EXPECT_EQ(stream(tok, with_bos, false), "<s> Hello world");
   EXPECT_EQ(stream(tok, with_bos, true), "Hello world");
+  // A continuation keeps the space that separates it from what came before.
+  const auto prompt = tok.encode("Hello"), rest = tok.encode(" world how", false, false);
+  StreamDecoder continuation(tok, false, /*at_text_start=*/false);
+  std::string out;
+  for (size_t i = 1; i < rest.size(); ++i) out += continuation.push(rest[i]);  // rest[0] is the added "▁"
+  EXPECT_EQ(tok.decode(prompt) + out + continuation.finish(), "Hello world how");
 }
 
 TEST(StreamDecoder, RejectsIdsOutsideTheVocabulary) {
