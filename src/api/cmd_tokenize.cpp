@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "api/cmd_tokenize.h"
 #include "api/commands.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
@@ -56,32 +57,31 @@ std::string escape_token(std::string_view bytes) {
 
 }  // namespace
 
+std::string format_tokenize_output(const Tokenizer& tokenizer, std::string_view text, const TokenizeOptions& options) {
+  const auto ids = tokenizer.encode(text, options.add_special, !options.no_special);
+  if (options.ids) return fmt::format("{}\n", fmt::join(ids, " "));
+  std::string out;
+  for (const int32_t id : ids) out += fmt::format("{}\t{}\n", id, escape_token(tokenizer.token_bytes(id)));
+  return out;
+}
+
 void add_tokenize_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("tokenize",
                                  "Print the token ids of the text on stdin (all of it, final newline included).\n"
                                  "Default output: one token per line, 'ID<TAB>TEXT', where TEXT is the token's bytes\n"
                                  "with \\n, \\r, \\t, \\\\ escaped and bytes of partial characters as \\xNN.");
-  struct Options {
-    std::string model;
-    bool ids = false, no_special = false, add_special = false;
-  };
-  auto opts = std::make_shared<Options>();
-  cmd->add_option("-m,--model", opts->model, "model folder (tokenizer.json), tokenizer.json or .gguf file")->required();
-  cmd->add_flag("--ids", opts->ids, "print only the ids, separated by single spaces, on one line");
+  auto model = std::make_shared<std::string>();
+  auto opts = std::make_shared<TokenizeOptions>();
+  cmd->add_option("-m,--model", *model, "model folder, tokenizer.json, tokenizer.model or .gguf file")->required();
+  cmd->add_flag("--ids", opts->ids, "print only the ids (no BOS/EOS), separated by single spaces, on one line");
   cmd->add_flag("--no-special", opts->no_special,
                 "do not parse special-token text (e.g. <|im_start|>) as special tokens");
   cmd->add_flag("--add-special", opts->add_special, "add the BOS/EOS tokens the model's tokenizer adds to a prompt");
-  cmd->callback([opts, &exit_code] {
-    const Tokenizer tok = Tokenizer::load(opts->model);
-    const std::string text = read_stdin();
-    const auto ids = tok.encode(text, opts->add_special, !opts->no_special);
-    std::string out;
-    if (opts->ids) {
-      out = fmt::format("{}\n", fmt::join(ids, " "));
-    } else {
-      for (const int32_t id : ids) out += fmt::format("{}\t{}\n", id, escape_token(tok.token_bytes(id)));
-    }
+  cmd->callback([model, opts, &exit_code] {
+    const Tokenizer tok = Tokenizer::load(*model);
+    const std::string out = format_tokenize_output(tok, read_stdin(), *opts);
     std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
     exit_code = 0;
   });
 }
