@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "canopy 0.1.0");
   int exit_code = 0;
   canopy::cli::add_info_command(app, exit_code);
+  canopy::cli::add_generate_command(app, exit_code);
   canopy::cli::add_tokenize_command(app, exit_code);
   try {
     app.parse(argc, argv);

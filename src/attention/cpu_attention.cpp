@@ -7,6 +7,19 @@
 #include "core/error.h"
 
 namespace canopy {
+namespace {
+
+// Per-thread scratch of the item kernel, grown to the largest item seen and then reused.
+struct RowScratch {
+  std::vector<float> q;       // [rows, D] queries, pre-scaled by scale * log2(e)
+  std::vector<float> acc;     // [rows, D] running sum of p * V
+  std::vector<float> m;       // [rows] running max of the scores (base 2)
+  std::vector<float> l;       // [rows] running sum of exp2(score - m)
+  std::vector<int32_t> visible;  // [q_count] keys of the segment visible to each query token
+  std::vector<float> p;       // [block_size] scores, then probabilities, of one row in one tile
+};
+
+}  // namespace
 
 void AttentionPartials::resize(int32_t num_slots, const AttentionShape& shape) {
   const size_t rows = static_cast<size_t>(num_slots) * static_cast<size_t>(shape.num_q_heads);
@@ -14,58 +27,97 @@ void AttentionPartials::resize(int32_t num_slots, const AttentionShape& shape) {
   lse.resize(rows);
 }
 
-void attend_item_cpu(const AttentionPlan& plan, const AttentionItem& item, const AttentionShape& shape,
-                     const KvLayout& layout, const float* q, const float* k_cache, const float* v_cache,
-                     AttentionPartials& partials) {
-  const int D = shape.head_dim;
+void attend_item_head_cpu(const AttentionPlan& plan, const AttentionItem& item, int kv_head,
+                          const AttentionShape& shape, const KvLayout& layout, const float* q,
+                          const float* k_cache, const float* v_cache, AttentionPartials& partials) {
+  const size_t D = static_cast<size_t>(shape.head_dim);
   const int Hq = shape.num_q_heads;
   const int g = shape.group();
-  const float scale_log2 = shape.scale * kLog2e;
   const int bs = layout.block_size;
-  std::vector<float> scores(static_cast<size_t>(item.kv_len));
-  std::vector<float> acc(static_cast<size_t>(D));
+  const float scale_log2 = shape.scale * kLog2e;
+  const size_t rows = static_cast<size_t>(item.q_count) * static_cast<size_t>(g);
 
+  thread_local RowScratch sc;
+  sc.q.resize(rows * D);
+  sc.acc.assign(rows * D, 0.0f);
+  sc.m.assign(rows, kNegInf);
+  sc.l.assign(rows, 0.0f);
+  sc.visible.resize(static_cast<size_t>(item.q_count));
+  sc.p.resize(static_cast<size_t>(bs));
+
+  // Gather the rows: query token j, head kv_head * g + i -> row j * g + i.
   for (int j = 0; j < item.q_count; ++j) {
     const int32_t t = plan.q_tokens[static_cast<size_t>(item.q_begin + j)];
     const int32_t qpos = plan.q_positions[static_cast<size_t>(t)];
-    // Keys beyond the query's position are masked; only a causal item can have any.
-    int visible = item.kv_len;
-    if (item.causal) visible = std::clamp(qpos - item.kv_pos0 + 1, 0, item.kv_len);
-    const size_t slot = static_cast<size_t>(item.out_begin + j);
-
-    for (int h = 0; h < Hq; ++h) {
-      const int kvh = h / g;
-      const float* qv = q + (static_cast<size_t>(t) * Hq + h) * D;
-      float* o = partials.o.data() + (slot * Hq + h) * D;
-      float& lse = partials.lse[slot * Hq + h];
-      if (visible == 0) {
-        std::fill(o, o + D, 0.0f);
-        lse = kNegInf;
-        continue;
-      }
-      float m = kNegInf;
-      for (int i = 0; i < visible; ++i) {
-        const int32_t block = plan.kv_pages[static_cast<size_t>(item.kv_page_begin + i / bs)];
-        const float* kv = k_cache + layout.offset(block, kvh, i % bs);
-        float dot = 0.0f;
-        for (int d = 0; d < D; ++d) dot += qv[d] * kv[d];
-        scores[static_cast<size_t>(i)] = dot * scale_log2;
-        m = std::max(m, scores[static_cast<size_t>(i)]);
-      }
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      float sum = 0.0f;
-      for (int i = 0; i < visible; ++i) {
-        const float p = std::exp2(scores[static_cast<size_t>(i)] - m);
-        sum += p;
-        const int32_t block = plan.kv_pages[static_cast<size_t>(item.kv_page_begin + i / bs)];
-        const float* vv = v_cache + layout.offset(block, kvh, i % bs);
-        for (int d = 0; d < D; ++d) acc[static_cast<size_t>(d)] += p * vv[d];
-      }
-      const float inv = 1.0f / sum;
-      for (int d = 0; d < D; ++d) o[d] = acc[static_cast<size_t>(d)] * inv;
-      lse = m + std::log2(sum);
+    // Keys after the query's position are masked; only a causal item can have any.
+    sc.visible[static_cast<size_t>(j)] =
+        item.causal ? std::clamp(qpos - item.kv_pos0 + 1, 0, item.kv_len) : item.kv_len;
+    for (int i = 0; i < g; ++i) {
+      const float* src = q + (static_cast<size_t>(t) * static_cast<size_t>(Hq) + static_cast<size_t>(kv_head * g + i)) * D;
+      float* dst = sc.q.data() + (static_cast<size_t>(j) * static_cast<size_t>(g) + static_cast<size_t>(i)) * D;
+      for (size_t d = 0; d < D; ++d) dst[d] = src[d] * scale_log2;
     }
   }
+
+  // Stream the segment one block (one contiguous [bs, D] tile per head) at a time.
+  for (int tile0 = 0; tile0 < item.kv_len; tile0 += bs) {
+    const int32_t block = plan.kv_pages[static_cast<size_t>(item.kv_page_begin + tile0 / bs)];
+    const float* kt = k_cache + layout.offset(block, kv_head, 0);  // [bs, D]
+    const float* vt = v_cache + layout.offset(block, kv_head, 0);  // [bs, D]
+    const int n = std::min(bs, item.kv_len - tile0);
+    for (size_t r = 0; r < rows; ++r) {
+      const int vis = std::min(n, sc.visible[r / static_cast<size_t>(g)] - tile0);  // keys of the tile this row sees
+      if (vis <= 0) continue;
+      const float* qr = sc.q.data() + r * D;
+      float tile_max = kNegInf;
+      for (int i = 0; i < vis; ++i) {
+        const float* kr = kt + static_cast<size_t>(i) * D;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)  // lets the compiler split the sum into vector lanes
+        for (size_t d = 0; d < D; ++d) dot += qr[d] * kr[d];
+        sc.p[static_cast<size_t>(i)] = dot;
+        tile_max = std::max(tile_max, dot);
+      }
+      const float m_new = std::max(sc.m[r], tile_max);
+      const float correction = std::exp2(sc.m[r] - m_new);  // 0 on the first tile (m = -inf)
+      float* acc = sc.acc.data() + r * D;
+      for (size_t d = 0; d < D; ++d) acc[d] *= correction;
+      float sum = 0.0f;
+      for (int i = 0; i < vis; ++i) {
+        const float p = std::exp2(sc.p[static_cast<size_t>(i)] - m_new);
+        sum += p;
+        const float* vr = vt + static_cast<size_t>(i) * D;
+        for (size_t d = 0; d < D; ++d) acc[d] += p * vr[d];
+      }
+      sc.l[r] = sc.l[r] * correction + sum;
+      sc.m[r] = m_new;
+    }
+  }
+
+  // Normalize and write each row's partial: slot out_begin + j, head kv_head * g + i.
+  for (size_t r = 0; r < rows; ++r) {
+    const size_t j = r / static_cast<size_t>(g);
+    const size_t h = static_cast<size_t>(kv_head * g) + r % static_cast<size_t>(g);
+    const size_t slot = static_cast<size_t>(item.out_begin) + j;
+    float* o = partials.o.data() + (slot * static_cast<size_t>(Hq) + h) * D;
+    float& lse = partials.lse[slot * static_cast<size_t>(Hq) + h];
+    if (sc.l[r] == 0.0f) {  // no visible key: an empty part (lse.h)
+      std::fill(o, o + D, 0.0f);
+      lse = kNegInf;
+      continue;
+    }
+    const float inv = 1.0f / sc.l[r];
+    const float* acc = sc.acc.data() + r * D;
+    for (size_t d = 0; d < D; ++d) o[d] = acc[d] * inv;
+    lse = sc.m[r] + std::log2(sc.l[r]);
+  }
+}
+
+void attend_item_cpu(const AttentionPlan& plan, const AttentionItem& item, const AttentionShape& shape,
+                     const KvLayout& layout, const float* q, const float* k_cache, const float* v_cache,
+                     AttentionPartials& partials) {
+  for (int h = 0; h < shape.num_kv_heads; ++h)
+    attend_item_head_cpu(plan, item, h, shape, layout, q, k_cache, v_cache, partials);
 }
 
 void merge_partials_cpu(const AttentionPlan& plan, const AttentionShape& shape,
@@ -93,12 +145,16 @@ void run_attention_plan_cpu(const AttentionPlan& plan, const AttentionShape& sha
                             const float* v_cache, AttentionPartials& partials, float* out,
                             float* lse_out) {
   CANOPY_ASSERT(shape.num_kv_heads > 0 && shape.num_q_heads % shape.num_kv_heads == 0);
+  CANOPY_ASSERT(shape.num_kv_heads == layout.num_kv_heads && shape.head_dim == layout.head_dim);
   CANOPY_ASSERT(static_cast<int32_t>(plan.merge_offsets.size()) == plan.num_tokens + 1);
   partials.resize(plan.num_slots, shape);
-  const int n = static_cast<int>(plan.items.size());
+  const int64_t hkv = shape.num_kv_heads;
+  const int64_t tasks = static_cast<int64_t>(plan.items.size()) * hkv;
+  // Items come longest first, so dynamic scheduling starts the big ones early.
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int i = 0; i < n; ++i) {
-    attend_item_cpu(plan, plan.items[static_cast<size_t>(i)], shape, layout, q, k_cache, v_cache, partials);
+  for (int64_t task = 0; task < tasks; ++task) {
+    attend_item_head_cpu(plan, plan.items[static_cast<size_t>(task / hkv)], static_cast<int>(task % hkv), shape,
+                         layout, q, k_cache, v_cache, partials);
   }
   merge_partials_cpu(plan, shape, partials, out, lse_out);
 }

@@ -16,7 +16,13 @@
 //   2. for every token t, merge the partials in slots merge_slots[merge_offsets[t] ..
 //      merge_offsets[t+1]) -> out [T, Hq, D].
 // A key at absolute position kp is visible to a query at position qp iff kp <= qp. Items whose keys
-// all precede all their queries have causal = 0 and need no mask.
+// all precede all their queries have causal = 0 and need no mask. A row of a causal item may see no
+// key at all (a prefill token tiled with later ones): its partial is empty, LSE = -inf (lse.h).
+//
+// Built by attention/planner.h (the layout of kv_pages and q_tokens is its business: consumers
+// only follow the indices). Sizes vary per step; the planner reuses the vectors, so their capacity
+// settles at the high-water mark, and a backend that captures a step as a graph sizes its device
+// copies the same way.
 #pragma once
 
 #include <cstdint>
@@ -33,11 +39,12 @@ struct AttentionItem {
   int32_t q_count = 0;        // number of query tokens
   int32_t out_begin = 0;      // partial slot of query j is out_begin + j
   int32_t causal = 0;         // 1 when some key of the segment comes after some query
-  int32_t node = 0;           // forest node the segment belongs to (for statistics and tests)
+  int32_t node = 0;           // forest node the segment belongs to, < num_nodes (statistics, tests)
 };
 
 struct AttentionPlan {
   int32_t num_tokens = 0;            // T
+  int32_t num_nodes = 0;             // nodes of the step's prefix forest, numbered parents first
   std::vector<int32_t> q_positions;  // [T] absolute position of each query token
   std::vector<AttentionItem> items;  // sorted longest first (largest kv_len * q_count)
   std::vector<int32_t> kv_pages;     // block ids, referenced by items

@@ -60,6 +60,54 @@ TEST(CpuAttention, SplitAndMergeEqualsFlat) {
   }
 }
 
+// A causal item whose keys all come after a query is an empty part for that query: LSE = -inf and
+// O = 0, and merging it changes nothing (lse.h). Rows of the same item that do see keys are exact.
+TEST(CpuAttention, FullyMaskedRowsAreEmptyParts) {
+  std::mt19937_64 rng(canopy::testing::test_seed());
+  const AttentionShape shape{4, 1, 8, 0.3f};
+  KvLayout layout{4, 2, shape.num_kv_heads, shape.head_dim};
+  auto k = canopy::testing::random_floats(rng, layout.layer_elems());
+  auto v = canopy::testing::random_floats(rng, layout.layer_elems());
+  auto q = canopy::testing::random_floats(rng, 2 * static_cast<size_t>(shape.num_q_heads * shape.head_dim));
+
+  AttentionPlan plan;
+  plan.num_tokens = 2;
+  plan.q_positions = {1, 4};  // token 0 precedes every key of the item below, token 1 sees two
+  plan.kv_pages = {2, 3, 0};
+  plan.q_tokens = {0, 1, 1};
+  // Item 0: keys at positions 2..4 (blocks 3, 0), causal, both tokens. Item 1: keys 0..1, token 1.
+  plan.items.push_back({1, 3, 2, 0, 2, 0, 1, 0});
+  plan.items.push_back({0, 2, 0, 2, 1, 2, 0, 1});
+  plan.num_slots = 3;
+  plan.merge_offsets = {0, 1, 3};
+  plan.merge_slots = {0, 1, 2};
+
+  AttentionPartials partials;
+  std::vector<float> out(q.size()), lse(static_cast<size_t>(2 * shape.num_q_heads));
+  run_attention_plan_cpu(plan, shape, layout, q.data(), k.data(), v.data(), partials, out.data(), lse.data());
+  for (int h = 0; h < shape.num_q_heads; ++h) {
+    EXPECT_EQ(partials.lse[static_cast<size_t>(h)], kNegInf);
+    EXPECT_EQ(lse[static_cast<size_t>(h)], kNegInf) << "token 0 has no key at all: merged LSE stays -inf";
+    for (int d = 0; d < shape.head_dim; ++d) {
+      EXPECT_EQ(out[static_cast<size_t>(h * shape.head_dim + d)], 0.0f);
+      EXPECT_FALSE(std::isnan(out[static_cast<size_t>(h * shape.head_dim + d)]));
+    }
+    // Token 1 (position 4) sees positions 0, 1 (block 2), 2, 3 (block 3) and 4 (block 0's first slot).
+    std::vector<float> keys, values;
+    for (auto [block, slot] : {std::pair{2, 0}, {2, 1}, {3, 0}, {3, 1}, {0, 0}}) {
+      const size_t off = layout.offset(block, 0, slot);
+      keys.insert(keys.end(), k.begin() + static_cast<ptrdiff_t>(off), k.begin() + static_cast<ptrdiff_t>(off) + shape.head_dim);
+      values.insert(values.end(), v.begin() + static_cast<ptrdiff_t>(off), v.begin() + static_cast<ptrdiff_t>(off) + shape.head_dim);
+    }
+    std::vector<double> ref(static_cast<size_t>(shape.head_dim));
+    const size_t row = static_cast<size_t>(shape.num_q_heads + h);
+    const double ref_lse = flat_attention_reference(q.data() + row * shape.head_dim, keys.data(), values.data(), 5,
+                                                    shape.head_dim, shape.scale, ref.data());
+    for (int d = 0; d < shape.head_dim; ++d) EXPECT_NEAR(out[row * shape.head_dim + d], ref[static_cast<size_t>(d)], 1e-5);
+    EXPECT_NEAR(lse[row], ref_lse, 1e-5);
+  }
+}
+
 TEST(CpuAttention, MergeWithEmptyPartIsTheOtherPart) {
   float o[3] = {0, 0, 0};
   float lse = kNegInf;

@@ -1,0 +1,87 @@
+// canopy's public C++ API: load a model, generate continuations of many prompts at once.
+//
+//   auto engine = canopy::Engine::create({.model_path = "model.gguf"});
+//   auto results = engine->generate({{.prompt = ids, .params = {.n = 4, .max_tokens = 64}}});
+//
+// Errors a caller can cause (bad path, bad model file, out-of-range parameters, a prompt longer
+// than the context or the KV cache) are thrown as canopy::Error (core/error.h) with a message that
+// names the cause; CapacityError for requests that ask for more than the engine can hold.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "canopy/sampling_params.h"
+
+namespace canopy {
+
+struct EngineOptions {
+  std::string model_path;       // a Hugging Face folder or a .gguf file
+  std::string device = "cpu";   // "cpu" or "cuda"
+  // Off: the honest baseline. No prefix reuse between requests and no sharing between the n
+  // samples of a prompt: every sequence prefills and reads its own copy of its prompt.
+  bool prefix_sharing = true;
+  int32_t block_size = 16;            // tokens per KV block
+  int64_t kv_cache_bytes = 0;         // 0: device default (CPU: 1 GiB, less if the model needs less)
+  int32_t max_step_tokens = 512;      // token budget of one step (decode tokens + prefill chunks)
+  int32_t max_step_sequences = 256;   // sequences decoding in one step at most
+  int threads = 0;                    // CPU threads (0: every core)
+};
+
+struct GenerateRequest {
+  std::vector<int32_t> prompt;  // token ids, not empty
+  SamplingParams params;
+};
+
+enum class FinishReason { Stop, Length };  // an end-of-sequence token / max_tokens or context
+
+struct Sample {
+  std::vector<int32_t> tokens;   // generated ids (the end-of-sequence token excluded)
+  std::vector<float> logprobs;   // log-probability of each generated token under the model
+  FinishReason finish = FinishReason::Length;
+};
+
+struct GenerateResult {
+  std::vector<Sample> samples;  // params.n of them
+};
+
+struct ModelInfo {
+  std::string architecture;
+  int64_t vocab_size = 0;
+  int64_t max_context = 0;
+  int64_t bos_token_id = -1;
+  std::vector<int64_t> eos_token_ids;
+  std::string summary;
+};
+
+// Counters since the engine was created.
+struct EngineStats {
+  int64_t steps = 0;
+  int64_t prompt_tokens = 0;            // over all sequences, as requested
+  int64_t prefill_tokens_computed = 0;  // prompt tokens actually run (the rest came from shared KV)
+  int64_t generated_tokens = 0;
+  double prefill_seconds = 0.0;  // steps that ran any prefill tokens
+  double decode_seconds = 0.0;   // steps of decode tokens only
+  int64_t decode_step_tokens = 0;  // tokens of those decode-only steps
+};
+
+// Called as each token is sampled (request index, sample index, token id); optional.
+using TokenCallback = std::function<void(size_t request, int32_t sample, int32_t token)>;
+
+class Engine {
+ public:
+  static std::unique_ptr<Engine> create(const EngineOptions& options);
+  virtual ~Engine() = default;
+
+  virtual const ModelInfo& model_info() const = 0;
+  // Runs every request to completion, batching all their sequences together, and returns one
+  // result per request, in order.
+  virtual std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests,
+                                               const TokenCallback& on_token = nullptr) = 0;
+  virtual EngineStats stats() const = 0;
+};
+
+}  // namespace canopy

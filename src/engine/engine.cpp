@@ -1,0 +1,366 @@
+// The engine: the step loop schedule -> plan -> forward -> sample -> commit.
+//
+// Every step gathers the decode tokens of all running sequences and fills the rest of the token
+// budget with prefill chunks, reserves their KV slots (kv/kv_cache_manager.h), performs the
+// copy-on-write copies, builds the attention plan over the step's prefix forest
+// (attention/planner.h), runs the model, samples the rows that need a token and commits them.
+//
+// Sharing: with prefix sharing on, the n samples of a prompt are one sequence until the prompt is
+// prefilled, then forks that share its blocks, and prompts reuse cached prefixes of earlier ones.
+// With it off, every sample is its own sequence that prefills and reads its own copy of the
+// prompt. Sample i of a request draws from the random stream sample_seed(seed, i), and a row's
+// logits do not depend on the batch, so both modes give the same tokens.
+//
+// Admission: a request is admitted when the KV blocks it can need at most (prompt plus max_tokens
+// for every sample) fit beside those reserved by running requests, so a running sequence never
+// runs out of KV memory.
+#include "canopy/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+
+#include "attention/planner.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "engine/backend_factory.h"
+#include "kv/kv_cache_manager.h"
+#include "model/llama.h"
+#include "sampling/random.h"
+
+namespace canopy {
+namespace {
+
+constexpr int64_t kDefaultCpuKvBytes = int64_t{1} << 30;
+
+struct SequenceState {
+  SeqId id = -1;
+  size_t request = 0;
+  int32_t sample = 0;
+  std::vector<int32_t> tokens;  // prompt + generated
+  int32_t prompt_len = 0;
+  int32_t generated = 0;
+  bool fork_siblings = false;  // the shared parent of n > 1 samples, until its prompt is prefilled
+  bool done = false;
+};
+
+struct RequestState {
+  const GenerateRequest* request = nullptr;
+  int32_t max_new = 0;   // max_tokens, clipped to the context
+  int32_t reserved = 0;  // KV blocks reserved while running
+  int32_t live = 0;      // unfinished sequences
+  GenerateResult result;
+};
+
+int32_t ceil_div(int64_t a, int64_t b) { return static_cast<int32_t>((a + b - 1) / b); }
+
+class LocalEngine final : public Engine {
+ public:
+  explicit LocalEngine(const EngineOptions& o) : options_(o) {
+    CANOPY_CHECK(o.block_size >= 1 && o.block_size <= 256, "block_size = {} is out of range [1, 256]", o.block_size);
+    CANOPY_CHECK(o.max_step_tokens >= 1 && o.max_step_tokens <= (1 << 16),
+                 "max_step_tokens = {} is out of range [1, 65536]", o.max_step_tokens);
+    CANOPY_CHECK(o.max_step_sequences >= 1 && o.max_step_sequences <= o.max_step_tokens,
+                 "max_step_sequences = {} is out of range [1, max_step_tokens = {}]", o.max_step_sequences,
+                 o.max_step_tokens);
+    CANOPY_CHECK(o.kv_cache_bytes >= 0, "kv_cache_bytes = {} must be >= 0", o.kv_cache_bytes);
+    backend_ = make_backend(o.device, o.threads);
+    model_ = LlamaModel::load(o.model_path, *backend_, StepCapacity{o.max_step_tokens, o.max_step_sequences});
+    const ModelConfig& c = model_->config();
+    info_ = ModelInfo{c.architecture, c.vocab_size, c.max_context(), c.bos_token_id, c.eos_token_ids, c.summary()};
+
+    const int64_t bytes = o.kv_cache_bytes > 0 ? o.kv_cache_bytes : kDefaultCpuKvBytes;
+    const auto per_block = static_cast<int64_t>(model_->kv_bytes_per_block(o.block_size));
+    const int64_t blocks = std::min<int64_t>(bytes / per_block, int64_t{1} << 24);
+    CANOPY_CHECK(blocks >= 1, "a KV cache of {} bytes holds no block of {} tokens ({} bytes each)", bytes,
+                 o.block_size, per_block);
+    num_blocks_ = static_cast<int32_t>(blocks);
+    cache_ = model_->allocate_kv_cache(num_blocks_, o.block_size);
+    kv_ = std::make_unique<KvCacheManager>(KvCacheOptions{num_blocks_, o.block_size, o.prefix_sharing});
+    const int32_t split = std::max(1, 1024 / o.block_size) * o.block_size;
+    planner_ = std::make_unique<Planner>(PlannerOptions{o.block_size, num_blocks_, split, 64});
+    CANOPY_LOG_INFO("model: {}", info_.summary);
+    CANOPY_LOG_INFO("KV cache: {} blocks of {} tokens ({} MiB)", num_blocks_, o.block_size,
+                    (static_cast<int64_t>(num_blocks_) * per_block) >> 20);
+  }
+
+  const ModelInfo& model_info() const override { return info_; }
+  EngineStats stats() const override { return stats_; }
+
+  std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests,
+                                       const TokenCallback& on_token) override {
+    requests_.clear();
+    seqs_.clear();
+    pending_.clear();
+    reserved_ = 0;
+    for (size_t r = 0; r < requests.size(); ++r) {
+      RequestState rs;
+      rs.request = &requests[r];
+      rs.max_new = validate(requests[r], r);
+      rs.reserved = blocks_to_reserve(requests[r], rs.max_new);
+      CANOPY_CHECK(rs.reserved <= num_blocks_,
+                   "request {}: its {} samples of up to {} tokens after a {}-token prompt need up to {} KV blocks, "
+                   "but the KV cache has {}",
+                   r, requests[r].params.n, rs.max_new, requests[r].prompt.size(), rs.reserved, num_blocks_);
+      requests_.push_back(std::move(rs));
+      pending_.push_back(r);
+    }
+    try {
+      while (admit() || has_work()) step(on_token);
+    } catch (...) {
+      release_all();
+      throw;
+    }
+    std::vector<GenerateResult> out;
+    for (RequestState& rs : requests_) out.push_back(std::move(rs.result));
+    return out;
+  }
+
+ private:
+  // The number of new tokens the request may generate; throws for a malformed request.
+  int32_t validate(const GenerateRequest& g, size_t index) const {
+    validate_sampling_params(g.params);
+    CANOPY_CHECK(!g.prompt.empty(), "request {}: the prompt is empty", index);
+    for (int32_t id : g.prompt)
+      CANOPY_CHECK(id >= 0 && id < info_.vocab_size, "request {}: token id {} is outside the vocabulary [0, {})",
+                   index, id, info_.vocab_size);
+    const auto len = static_cast<int64_t>(g.prompt.size());
+    if (len >= info_.max_context)
+      throw CapacityError(fmt::format("request {}: the prompt has {} tokens, the model's context is {}", index, len,
+                                      info_.max_context));
+    return static_cast<int32_t>(std::min<int64_t>(g.params.max_tokens, info_.max_context - len));
+  }
+
+  int32_t blocks_to_reserve(const GenerateRequest& g, int32_t max_new) const {
+    const int64_t bs = options_.block_size;
+    const auto total = static_cast<int64_t>(g.prompt.size()) + max_new;
+    const int64_t n = g.params.n;
+    int64_t blocks = options_.prefix_sharing ? ceil_div(total, bs) + (n - 1) * (ceil_div(max_new, bs) + 1)
+                                             : n * ceil_div(total, bs);
+    return static_cast<int32_t>(std::min<int64_t>(blocks, INT32_MAX));
+  }
+
+  // Admits pending requests whose KV fits; returns whether any was admitted.
+  bool admit() {
+    bool any = false;
+    while (!pending_.empty()) {
+      RequestState& rs = requests_[pending_.front()];
+      if (reserved_ + rs.reserved > num_blocks_) break;
+      const size_t r = pending_.front();
+      pending_.pop_front();
+      reserved_ += rs.reserved;
+      const GenerateRequest& g = *rs.request;
+      rs.result.samples.resize(static_cast<size_t>(g.params.n));
+      const int32_t sequences = options_.prefix_sharing ? 1 : g.params.n;
+      for (int32_t i = 0; i < sequences; ++i) {
+        SequenceState s;
+        s.id = kv_->create(g.prompt);
+        s.request = r;
+        s.sample = i;
+        s.tokens = g.prompt;
+        s.prompt_len = static_cast<int32_t>(g.prompt.size());
+        s.fork_siblings = options_.prefix_sharing && g.params.n > 1;
+        seqs_.push_back(std::move(s));
+      }
+      rs.live = g.params.n;
+      stats_.prompt_tokens += static_cast<int64_t>(g.prompt.size()) * g.params.n;
+      any = true;
+    }
+    return any;
+  }
+
+  bool has_work() const {
+    return std::any_of(seqs_.begin(), seqs_.end(), [](const SequenceState& s) { return !s.done; });
+  }
+
+  void step(const TokenCallback& on_token) {
+    const auto t0 = std::chrono::steady_clock::now();
+    step_tokens_.clear();
+    step_slots_.clear();
+    copies_.clear();
+    logit_rows_.clear();
+    planner_seqs_.clear();
+    step_members_.clear();
+    int32_t budget = options_.max_step_tokens;
+    int32_t rows = 0;
+    int64_t prefill_tokens = 0;
+
+    // Decode tokens first (each sequence's last sampled token), then prefill chunks. Sequences
+    // beyond the step's limits wait for a later step; rotation keeps that fair.
+    const size_t n = seqs_.size();
+    for (int pass = 0; pass < 2; ++pass) {
+      for (size_t k = 0; k < n && budget > 0; ++k) {
+        const size_t i = (rotation_ + k) % n;
+        SequenceState& s = seqs_[i];
+        if (s.done) continue;
+        const int32_t kv_len = kv_->length(s.id);
+        const bool decoding = kv_len >= s.prompt_len;
+        if ((pass == 0) != decoding) continue;
+        int32_t count = decoding ? 1 : std::min(s.prompt_len - kv_len, budget);
+        const bool wants_logits = kv_len + count == static_cast<int32_t>(s.tokens.size());
+        if (wants_logits && rows == options_.max_step_sequences) continue;
+        add_to_step(i, kv_len, count, wants_logits);
+        budget -= count;
+        rows += wants_logits ? 1 : 0;
+        if (!decoding) prefill_tokens += count;
+      }
+    }
+    rotation_ = n == 0 ? 0 : (rotation_ + 1) % n;
+    CANOPY_ASSERT(!step_tokens_.empty());
+
+    planner_->build(planner_seqs_, static_cast<int32_t>(step_tokens_.size()), plan_);
+    copy_src_.clear();
+    copy_dst_.clear();
+    for (const BlockCopy& c : copies_) {
+      copy_src_.push_back(c.src);
+      copy_dst_.push_back(c.dst);
+    }
+    model_->copy_kv_blocks(cache_, copy_src_, copy_dst_);
+    model_->forward(StepInput{step_tokens_, step_slots_, &plan_, logit_rows_}, cache_);
+    stats_.steps += 1;
+    stats_.prefill_tokens_computed += prefill_tokens;
+
+    // Prompts fully prefilled enter the prefix cache; shared parents fork their siblings.
+    sample_seqs_.clear();
+    sample_rows_.clear();
+    sample_params_.clear();
+    for (const StepMember& member : step_members_) {
+      const size_t seq = member.seq;
+      if (options_.prefix_sharing && kv_->length(seqs_[seq].id) <= seqs_[seq].prompt_len)
+        kv_->cache_prefix(seqs_[seq].id,
+                          std::span<const int32_t>(seqs_[seq].tokens.data(), static_cast<size_t>(seqs_[seq].prompt_len)));
+      if (member.logit_row < 0) continue;
+      queue_sample(seq, member.logit_row);
+      if (seqs_[seq].fork_siblings) {
+        // The prompt is in KV: the other samples start here, sharing its blocks and its logits.
+        seqs_[seq].fork_siblings = false;
+        const size_t first_sibling = seqs_.size();
+        fork_siblings(seq);  // grows seqs_: no references into it are held across this call
+        for (size_t c = first_sibling; c < seqs_.size(); ++c) queue_sample(c, member.logit_row);
+      }
+    }
+    sampled_.resize(sample_seqs_.size());
+    backend_->sample(model_->logits(), sample_rows_, sample_params_, sampled_);
+    for (size_t k = 0; k < sample_seqs_.size(); ++k) commit(sample_seqs_[k], sampled_[k], on_token);
+
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (prefill_tokens > 0) {
+      stats_.prefill_seconds += seconds;
+    } else {
+      stats_.decode_seconds += seconds;
+      stats_.decode_step_tokens += static_cast<int64_t>(step_tokens_.size());
+    }
+  }
+
+  void add_to_step(size_t seq, int32_t kv_len, int32_t count, bool wants_logits) {
+    SequenceState& s = seqs_[seq];
+    const auto q_begin = static_cast<int32_t>(step_tokens_.size());
+    kv_->append(s.id, count, step_slots_, copies_);
+    for (int32_t j = 0; j < count; ++j) step_tokens_.push_back(s.tokens[static_cast<size_t>(kv_len + j)]);
+    int32_t row = -1;
+    if (wants_logits) {
+      row = static_cast<int32_t>(logit_rows_.size());
+      logit_rows_.push_back(q_begin + count - 1);
+    }
+    step_members_.push_back({seq, row});
+    planner_seqs_.push_back(PlannerSequence{kv_->block_table(s.id), kv_->length(s.id), q_begin, count});
+  }
+
+  void fork_siblings(size_t parent) {
+    const int32_t n = requests_[seqs_[parent].request].request->params.n;
+    for (int32_t i = 1; i < n; ++i) {
+      SequenceState c;
+      c.id = kv_->fork(seqs_[parent].id);
+      c.request = seqs_[parent].request;
+      c.sample = i;
+      c.tokens = seqs_[parent].tokens;
+      c.prompt_len = seqs_[parent].prompt_len;
+      seqs_.push_back(std::move(c));
+    }
+  }
+
+  void queue_sample(size_t seq, int32_t row) {
+    const SequenceState& s = seqs_[seq];
+    const SamplingParams& p = requests_[s.request].request->params;
+    sample_seqs_.push_back(seq);
+    sample_rows_.push_back(row);
+    sample_params_.push_back(SamplingRow{p.temperature, p.top_k, p.top_p,
+                                         sample_seed(p.seed, static_cast<uint64_t>(s.sample)),
+                                         static_cast<uint64_t>(s.generated)});
+  }
+
+  void commit(size_t seq, const SampledToken& t, const TokenCallback& on_token) {
+    SequenceState& s = seqs_[seq];
+    RequestState& rs = requests_[s.request];
+    Sample& out = rs.result.samples[static_cast<size_t>(s.sample)];
+    const bool eos = !rs.request->params.ignore_eos && model_->config().is_eos(t.token);
+    if (eos) {
+      out.finish = FinishReason::Stop;
+    } else {
+      s.tokens.push_back(t.token);
+      s.generated += 1;
+      out.tokens.push_back(t.token);
+      out.logprobs.push_back(t.logprob);
+      stats_.generated_tokens += 1;
+      if (on_token) on_token(s.request, s.sample, t.token);
+      if (s.generated < rs.max_new) return;
+      out.finish = FinishReason::Length;
+    }
+    finish(s);
+  }
+
+  void finish(SequenceState& s) {
+    s.done = true;
+    kv_->free(s.id);
+    RequestState& rs = requests_[s.request];
+    if (--rs.live == 0) reserved_ -= rs.reserved;
+  }
+
+  // After an error: every sequence gives its KV back, so the engine stays usable.
+  void release_all() {
+    for (SequenceState& s : seqs_)
+      if (!s.done) {
+        s.done = true;
+        kv_->free(s.id);
+      }
+    reserved_ = 0;
+  }
+
+  struct StepMember {
+    size_t seq;
+    int32_t logit_row;  // -1: a prefill chunk that does not reach the prompt's end
+  };
+
+  EngineOptions options_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<LlamaModel> model_;
+  ModelInfo info_;
+  int32_t num_blocks_ = 0;
+  KvCache cache_;
+  std::unique_ptr<KvCacheManager> kv_;
+  std::unique_ptr<Planner> planner_;
+  EngineStats stats_;
+
+  std::vector<RequestState> requests_;
+  std::vector<SequenceState> seqs_;
+  std::deque<size_t> pending_;
+  int32_t reserved_ = 0;
+  size_t rotation_ = 0;
+
+  // Step buffers, reused.
+  std::vector<int32_t> step_tokens_, step_slots_, logit_rows_, copy_src_, copy_dst_;
+  std::vector<BlockCopy> copies_;
+  std::vector<PlannerSequence> planner_seqs_;
+  std::vector<StepMember> step_members_;
+  AttentionPlan plan_;
+  std::vector<size_t> sample_seqs_;
+  std::vector<int32_t> sample_rows_;
+  std::vector<SamplingRow> sample_params_;
+  std::vector<SampledToken> sampled_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> Engine::create(const EngineOptions& options) { return std::make_unique<LocalEngine>(options); }
+
+}  // namespace canopy
