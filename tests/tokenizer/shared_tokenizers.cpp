@@ -14,19 +14,19 @@ const Tokenizer& llama3_tokenizer() {
   return t;
 }
 
+// The others through Tokenizer::load, which finds the files in the folder.
 const Tokenizer& qwen3_tokenizer() {
-  static const Tokenizer t = Tokenizer::from_hf_json(dir("qwen3") + "tokenizer.json", dir("qwen3") + "tokenizer_config.json");
+  static const Tokenizer t = Tokenizer::load(dir("qwen3"));
   return t;
 }
 
 const Tokenizer& mistral_tokenizer() {
-  static const Tokenizer t =
-      Tokenizer::from_hf_json(dir("mistral") + "tokenizer.json", dir("mistral") + "tokenizer_config.json");
+  static const Tokenizer t = Tokenizer::load(dir("mistral"));
   return t;
 }
 
 const Tokenizer& gpt2_tokenizer() {
-  static const Tokenizer t = Tokenizer::from_gpt2_files(dir("gpt2") + "encoder.json", dir("gpt2") + "vocab.bpe");
+  static const Tokenizer t = Tokenizer::load(dir("gpt2"));
   return t;
 }
 

@@ -87,8 +87,8 @@ TEST_P(GgmlVocab, EveryCasePasses) {
 INSTANTIATE_TEST_SUITE_P(AllVocabs, GgmlVocab,
                          ::testing::Values("llama-spm", "llama-bpe", "phi-3", "qwen2", "gpt-2", "starcoder",
                                            "deepseek-llm"),
-                         [](const auto& info) {
-                           std::string name = info.param;
+                         [](const ::testing::TestParamInfo<std::string>& vocab) {
+                           std::string name = vocab.param;
                            for (char& c : name)
                              if (c == '-') c = '_';
                            return name;
@@ -103,7 +103,9 @@ TEST(GgmlVocab, EveryVocabInTheFolderIsCovered) {
 
 TEST(GgufTokenizer, SmolLM2MatchesGoldens) {
   const std::string model = canopy::testing::default_model_path();
-  if (model.empty()) GTEST_SKIP() << "the default model is absent: run scripts/fetch_model.sh";
+  if (model.empty()) {
+    GTEST_SKIP() << "the default model is absent: run scripts/fetch_model.sh";
+  }
   const Tokenizer tok = Tokenizer::load(model);
   EXPECT_EQ(tok.vocab_size(), 49152);
   EXPECT_EQ(tok.bos_id(), 1);
@@ -119,7 +121,9 @@ TEST(GgufTokenizer, SmolLM2MatchesGoldens) {
     if ((ids != c.ids || plain != expected_plain) && bad++ < 10)
       report += fmt::format("\"{}\":\n    got      {}\n    expected {}\n", escape(c.text), format_ids(ids),
                             format_ids(c.ids));
-    if (c.ids_add_special) EXPECT_EQ(tok.encode(c.text, true), *c.ids_add_special);  // SmolLM2 adds no BOS
+    if (c.ids_add_special) {
+      EXPECT_EQ(tok.encode(c.text, true), *c.ids_add_special);  // SmolLM2 adds no BOS
+    }
     EXPECT_EQ(tok.decode(c.ids), c.decoded ? *c.decoded : c.text);
   }
   EXPECT_EQ(bad, 0u) << bad << " of " << g.encode.size() << " cases differ:\n" << report;

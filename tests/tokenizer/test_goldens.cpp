@@ -99,26 +99,18 @@ TEST(TokenizerGoldens, Llama3TokenizerJson) {
   check_goldens("llama3", tok, true);
 }
 
-TEST(TokenizerGoldens, Qwen3TokenizerJson) {
-  const auto tok = Tokenizer::from_hf_json(tokenizers_dir() + "/qwen3/tokenizer.json",
-                                           tokenizers_dir() + "/qwen3/tokenizer_config.json");
-  check_goldens("qwen3", tok, true);
-}
+TEST(TokenizerGoldens, Qwen3TokenizerJson) { check_goldens("qwen3", Tokenizer::load(tokenizers_dir() + "/qwen3"), true); }
 
 TEST(TokenizerGoldens, MistralTokenizerJson) {
-  const auto tok = Tokenizer::from_hf_json(tokenizers_dir() + "/mistral/tokenizer.json",
-                                           tokenizers_dir() + "/mistral/tokenizer_config.json");
-  check_goldens("mistral", tok, false);
+  check_goldens("mistral", Tokenizer::load(tokenizers_dir() + "/mistral/tokenizer.json"), false);
 }
 
 TEST(TokenizerGoldens, Gpt2EncoderJsonAndVocabBpe) {
-  const auto tok = Tokenizer::from_gpt2_files(tokenizers_dir() + "/gpt2/encoder.json",
-                                              tokenizers_dir() + "/gpt2/vocab.bpe");
-  check_goldens("gpt2", tok, true);
+  check_goldens("gpt2", Tokenizer::load(tokenizers_dir() + "/gpt2"), true);
 }
 
 TEST(TokenizerGoldens, Llama2SentencePieceModel) {
-  const auto tok = Tokenizer::from_sentencepiece_model(tokenizers_dir() + "/llama2-spm/tokenizer.model");
+  const auto tok = Tokenizer::load(tokenizers_dir() + "/llama2-spm/tokenizer.model");
   EXPECT_EQ(tok.vocab_size(), 32000);
   EXPECT_EQ(tok.bos_id(), 1);
   check_goldens("llama2_spm", tok, false);
