@@ -11,7 +11,6 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,18 +88,17 @@ class BpeModel {
 
 // A bounded cache of recent pre-token encodings (open addressing over 64-bit hashes). When full
 // it starts over rather than track recency: cheap, and a working set refills it at once.
-// Tokenizer::encode takes it with try_lock, so concurrent callers never wait for each other: one
-// of them simply runs uncached.
+// Tokenizer::encode keeps one per thread (no locks), tagged with the tokenizer it belongs to.
 class WordCache {
  public:
   static constexpr size_t kMaxWordBytes = 64;
   static constexpr size_t kMaxEntries = 1 << 15;
 
   WordCache();
-  std::mutex& mutex() { return mutex_; }
   // Appends the cached ids of `word` to out; false when it is not cached.
   bool lookup(std::string_view word, std::vector<int32_t>& out) const;
   void insert(std::string_view word, const int32_t* ids, size_t count);
+  void clear();
 
  private:
   struct Slot {
@@ -109,9 +107,7 @@ class WordCache {
     uint16_t key_length, ids_count;  // key_length 0: empty slot (words are never empty)
   };
   static constexpr size_t kSlots = kMaxEntries * 2;
-  void clear();
 
-  std::mutex mutex_;
   std::vector<Slot> slots_;
   std::string keys_;          // the cached words, back to back
   std::vector<int32_t> ids_;  // their ids, back to back

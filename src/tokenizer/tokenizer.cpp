@@ -1,6 +1,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 
 #include "core/error.h"
@@ -123,6 +124,8 @@ std::string regex_escape(std::string_view literal) {
 
 Tokenizer build_tokenizer(TokenizerSpec spec) {
   auto impl = std::make_shared<Tokenizer::Impl>();
+  static std::atomic<uint64_t> next_serial{1};
+  impl->serial = next_serial++;
 
   // Vocabulary size: the model's tokens and the added tokens, whichever reach further.
   size_t size = spec.tokens.size();
@@ -239,14 +242,21 @@ void encode_text(const Tokenizer::Impl& m, std::string_view text, bool at_input_
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
   const Impl& m = *impl_;
+  CANOPY_CHECK(text.size() < UINT32_MAX, "a text of {} bytes is too long to tokenize at once", text.size());
   std::string repaired;
   if (!utf8::is_valid(text)) {
     repaired = utf8::sanitize(text);
     text = repaired;
   }
   thread_local EncodeScratch scratch;
-  std::unique_lock<std::mutex> lock(m.cache->mutex(), std::try_to_lock);
-  WordCache* cache = lock.owns_lock() ? m.cache.get() : nullptr;
+  // One pre-token cache per thread, for the tokenizer it last served (serials are never reused,
+  // so a cache cannot outlive its tokenizer's meaning).
+  thread_local WordCache cache;
+  thread_local uint64_t cache_owner = 0;
+  if (cache_owner != m.serial) {
+    cache.clear();
+    cache_owner = m.serial;
+  }
 
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);
@@ -259,7 +269,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, 
     if (seg.id >= 0)
       ids.push_back(seg.id);
     else
-      encode_text(m, text.substr(seg.begin, seg.end - seg.begin), seg.begin == 0, cache, scratch, ids);
+      encode_text(m, text.substr(seg.begin, seg.end - seg.begin), seg.begin == 0, &cache, scratch, ids);
   }
   if (add_special) {
     const bool has_prefix = !m.prefix.empty() && ids.size() >= m.prefix.size() &&

@@ -73,7 +73,7 @@ struct Tokenizer::Impl {
   std::optional<int32_t> bos;
   std::vector<int32_t> eos;
 
-  std::unique_ptr<WordCache> cache = std::make_unique<WordCache>();
+  uint64_t serial = 0;  // unique per tokenizer built in this process (tags per-thread caches)
 
   std::string_view token_bytes(int32_t id) const {
     const auto i = static_cast<size_t>(id);
