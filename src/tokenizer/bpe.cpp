@@ -143,13 +143,16 @@ void BpeModel::encode(std::string_view piece, std::vector<int32_t>& out, Scratch
     out.push_back(symbols[static_cast<size_t>(i)].id);
 }
 
-WordCache::WordCache() { clear(); }
+WordCache::WordCache() : slots_(kSlots, Slot{0, 0, 0, 0, 0, 0}) {}
 
 void WordCache::clear() {
-  slots_.assign(kSlots, Slot{0, 0, 0, 0, 0});
   keys_.clear();
   ids_.clear();
   entries_ = 0;
+  if (++generation_ == 0) {  // after 2^32 generations, really empty the slots once
+    slots_.assign(kSlots, Slot{0, 0, 0, 0, 0, 0});
+    generation_ = 1;
+  }
 }
 
 bool WordCache::lookup(std::string_view word, std::vector<int32_t>& out) const {
@@ -157,7 +160,7 @@ bool WordCache::lookup(std::string_view word, std::vector<int32_t>& out) const {
   const uint64_t h = hash_bytes(word);
   for (size_t i = h & (kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
     const Slot& s = slots_[i];
-    if (s.key_length == 0) return false;
+    if (s.generation != generation_) return false;
     if (s.hash == h && s.key_length == word.size() &&
         std::memcmp(keys_.data() + s.key_offset, word.data(), word.size()) == 0) {
       out.insert(out.end(), ids_.begin() + s.ids_offset, ids_.begin() + s.ids_offset + s.ids_count);
@@ -171,14 +174,14 @@ void WordCache::insert(std::string_view word, const int32_t* ids, size_t count) 
   if (entries_ >= kMaxEntries) clear();
   const uint64_t h = hash_bytes(word);
   size_t i = h & (kSlots - 1);
-  while (slots_[i].key_length != 0) {
+  while (slots_[i].generation == generation_) {
     const Slot& s = slots_[i];
     if (s.hash == h && s.key_length == word.size() &&
         std::memcmp(keys_.data() + s.key_offset, word.data(), word.size()) == 0)
       return;  // already there
     i = (i + 1) & (kSlots - 1);
   }
-  slots_[i] = Slot{h, static_cast<uint32_t>(keys_.size()), static_cast<uint32_t>(ids_.size()),
+  slots_[i] = Slot{h, static_cast<uint32_t>(keys_.size()), static_cast<uint32_t>(ids_.size()), generation_,
                    static_cast<uint16_t>(word.size()), static_cast<uint16_t>(count)};
   keys_.append(word);
   ids_.insert(ids_.end(), ids, ids + count);

@@ -104,10 +104,13 @@ class WordCache {
   struct Slot {
     uint64_t hash;
     uint32_t key_offset, ids_offset;
-    uint16_t key_length, ids_count;  // key_length 0: empty slot (words are never empty)
+    uint32_t generation;  // the slot is empty unless this is the cache's current generation
+    uint16_t key_length, ids_count;
   };
   static constexpr size_t kSlots = kMaxEntries * 2;
 
+  // clear() only starts a new generation, so that switching tokenizers costs nothing.
+  uint32_t generation_ = 1;
   std::vector<Slot> slots_;
   std::string keys_;          // the cached words, back to back
   std::vector<int32_t> ids_;  // their ids, back to back

@@ -174,6 +174,8 @@ Tokenizer build_tokenizer(TokenizerSpec spec) {
     const std::string& text = impl->token_texts[id];
     if (is_added[id]) {
       impl->decoded += text;
+    } else if (id >= model_size) {
+      // An id between the model's tokens and the added ones that the file leaves out: no text.
     } else if (spec.byte_level) {
       impl->decoded += impl->model_vocab.string(static_cast<int32_t>(id));
     } else if (const auto byte = spec.decode_byte_fallback ? byte_token_value(text) : std::nullopt) {

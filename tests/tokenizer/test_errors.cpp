@@ -51,6 +51,17 @@ TEST(TokenizerErrors, UnsupportedPiecesOfTokenizerJsonAreNamed) {
   expect_error([&] { from(j); }, {"(unclosed"});
 }
 
+TEST(TokenizerErrors, IdsTheFileLeavesOutDecodeToNothing) {
+  // Found by fuzzing: an added token far above the model's vocabulary leaves ids with no token.
+  Json j = minimal();
+  j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"use_regex", true}};
+  j["added_tokens"] = Json::array({Json{{"id", 8}, {"content", "<s>"}, {"special", true}}});
+  const Tokenizer tok = from(j);
+  EXPECT_EQ(tok.vocab_size(), 9);
+  EXPECT_EQ(tok.decode(std::vector<int32_t>{5, 6, 8, 2}), "<s>ab");
+  EXPECT_EQ(tok.token_text(5), "");
+}
+
 TEST(TokenizerErrors, MalformedFilesAreRejected) {
   expect_error([] { Tokenizer::from_hf_json_text("{not json", "", "bad.json"); }, {"bad.json", "JSON"});
   expect_error([] { Tokenizer::from_hf_json_text("[1,2]", "", "list.json"); }, {"list.json"});
