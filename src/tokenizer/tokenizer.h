@@ -109,7 +109,7 @@ class StreamDecoder {
   std::string finish();
 
  private:
-  const Tokenizer* tokenizer_;
+  Tokenizer tokenizer_;  // shares the immutable tokenizer, so the decoder may outlive the caller's copy
   bool skip_special_;
   bool at_text_start_;
   int strip_left_;       // leading spaces still to drop at the start of the output
