@@ -12,7 +12,8 @@ Files (all small; deterministic for a fixed seed):
   st_expected.safetensors
                       F32/F16/BF16 tensors (written with torch + safetensors) and their f32 values.
   ../../fuzz/corpus/  seed inputs of the fuzz targets: a small GGUF holding one block of every
-                      type, aligned64.gguf, and the safetensors files above.
+                      type, aligned64.gguf, the safetensors files above, and config.json files
+                      (config, a NUL byte, generation_config) for fuzz_json_config.
   smollm2_spot.json   spot values of the default model's tensors, dequantized by the gguf package
                       (only when the model is found: --model, $CANOPY_MODEL or ~/.cache/canopy).
 """
@@ -201,6 +202,28 @@ def write_fuzz_seeds(rng):
         (st_dir / f"shard{i + 1}.safetensors").write_bytes(shard.read_bytes())
 
 
+# A SmolLM2-135M-style config.json with Llama 3 rope scaling under its older key, "rope_scaling".
+SMOLLM2_LIKE_CONFIG = {
+    "architectures": ["LlamaForCausalLM"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
+    "hidden_size": 576, "intermediate_size": 1536, "max_position_embeddings": 8192, "model_type": "llama",
+    "num_attention_heads": 9, "num_hidden_layers": 30, "num_key_value_heads": 3, "rms_norm_eps": 1e-05,
+    "rope_theta": 100000, "tie_word_embeddings": True, "torch_dtype": "bfloat16", "vocab_size": 49152,
+    "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                     "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+}
+
+
+def write_config_seeds():
+    config_dir = CORPUS / "fuzz_json_config"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    for model in ("tiny-llama", "tiny-qwen2"):
+        folder = ROOT / "tests" / "data" / "models" / model
+        if (folder / "config.json").is_file():
+            seed = (folder / "config.json").read_bytes() + b"\0" + (folder / "generation_config.json").read_bytes()
+            (config_dir / f"{model}.json").write_bytes(seed)
+    (config_dir / "smollm2-like.json").write_text(json.dumps(SMOLLM2_LIKE_CONFIG, indent=1) + "\0{\"eos_token_id\": [2, 0]}")
+
+
 def write_model_spots(model_path):
     reader = GGUFReader(model_path)
     rng = np.random.default_rng(SEED)
@@ -235,6 +258,7 @@ def main():
     write_aligned_gguf(rng)
     write_safetensors(rng)
     write_fuzz_seeds(rng)
+    write_config_seeds()
     model = args.model or os.environ.get("CANOPY_MODEL") or str(
         Path.home() / ".cache" / "canopy" / "SmolLM2-135M-Instruct.Q4_1.gguf")
     if Path(model).is_file():

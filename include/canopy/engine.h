@@ -68,6 +68,8 @@ struct EngineStats {
   int64_t steps = 0;
   int64_t prompt_tokens = 0;            // over all sequences, as requested
   int64_t prefill_tokens_computed = 0;  // prompt tokens actually run (the rest came from shared KV)
+  int64_t unique_prompt_tokens = 0;     // the prefill optimum of the batches' prefix forests
+                                        // (with prefix sharing; 0 when it is off)
   int64_t generated_tokens = 0;
   double prefill_seconds = 0.0;  // steps that ran any prefill tokens
   double decode_seconds = 0.0;   // steps of decode tokens only

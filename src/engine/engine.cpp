@@ -11,6 +11,12 @@
 // prompt. Sample i of a request draws from the random stream sample_seed(seed, i), and a row's
 // logits do not depend on the batch, so both modes give the same tokens.
 //
+// Batch order (BatchLLM): with prefix sharing on, the prefix forest of the whole batch
+// (sched/prefix_forest.h) orders admission: groups of requests that share a prefix run together,
+// decode-heavy groups first, depth-first inside a group. A request that shares a prefix with an
+// earlier request waits until that request has prefilled the shared part, then starts from its
+// cached blocks (kv/kv_cache_manager.h create()), so every shared forest node is prefilled once.
+//
 // Admission: a request is admitted when the KV blocks it can need at most (prompt plus max_tokens
 // for every sample) fit beside those reserved by running requests, so a running sequence never
 // runs out of KV memory.
@@ -28,6 +34,7 @@
 #include "kv/kv_cache_manager.h"
 #include "model/llama.h"
 #include "sampling/random.h"
+#include "sched/prefix_forest.h"
 
 namespace canopy {
 namespace {
@@ -47,6 +54,9 @@ struct SequenceState {
 
 struct RequestState {
   const GenerateRequest* request = nullptr;
+  int32_t wait_for = -1;         // an earlier request whose prompt shares this one's prefix
+  int32_t wait_tokens = 0;       // ... and how many of its prompt tokens must be in KV first
+  int32_t prompt_prefilled = 0;  // prompt tokens in KV of this request's first sequence
   int32_t max_new = 0;   // max_tokens, clipped to the context
   int32_t reserved = 0;  // KV blocks reserved while running
   int32_t live = 0;      // unfinished sequences
@@ -117,8 +127,8 @@ class LocalEngine final : public Engine {
                    "but the KV cache has {}",
                    r, requests[r].params.n, rs.max_new, requests[r].prompt.size(), rs.reserved, num_blocks_);
       requests_.push_back(std::move(rs));
-      pending_.push_back(r);
     }
+    order_admission();
     try {
       while (admit() || has_work()) step(on_token);
     } catch (...) {
@@ -154,14 +164,56 @@ class LocalEngine final : public Engine {
     return static_cast<int32_t>(std::min<int64_t>(blocks, INT32_MAX));
   }
 
-  // Admits pending requests whose KV fits; returns whether any was admitted.
+  // Fills pending_ with every request in admission order and sets their prefix dependencies.
+  void order_admission() {
+    pending_.clear();
+    if (!options_.prefix_sharing || requests_.size() < 2) {
+      for (size_t r = 0; r < requests_.size(); ++r) pending_.push_back(r);
+      return;
+    }
+    std::vector<ForestRequest> batch;
+    for (const RequestState& rs : requests_)
+      batch.push_back(ForestRequest{rs.request->prompt, rs.request->params.n, rs.max_new});
+    const PrefixForest forest = PrefixForest::build(batch);
+    stats_.unique_prompt_tokens += forest.stats().unique_prompt_tokens;
+    // The first request (in admission order) through each node prefills it; a later request
+    // through the same node waits for that one, on its deepest such node.
+    std::vector<int32_t> first_through(forest.nodes().size(), -1);
+    for (int32_t r : forest.schedule(GroupOrder::DecodeHeavyFirst)) {
+      pending_.push_back(static_cast<size_t>(r));
+      RequestState& rs = requests_[static_cast<size_t>(r)];
+      for (int32_t node : forest.path(forest.leaf_of(r))) {
+        int32_t& first = first_through[static_cast<size_t>(node)];
+        if (first < 0) {
+          first = r;
+          continue;
+        }
+        const ForestNode& n = forest.nodes()[static_cast<size_t>(node)];
+        rs.wait_for = first;
+        rs.wait_tokens = n.first_token + n.num_tokens;
+      }
+      // Sharing below a block's worth of tokens saves nothing: blocks are the unit of reuse.
+      if (rs.wait_tokens < options_.block_size) rs.wait_for = -1;
+    }
+  }
+
+  bool waits_for_prefix(const RequestState& rs) const {
+    return rs.wait_for >= 0 && requests_[static_cast<size_t>(rs.wait_for)].prompt_prefilled < rs.wait_tokens;
+  }
+
+  // Admits pending requests whose KV fits, in order, passing over those that wait for a shared
+  // prefix; returns whether any was admitted.
   bool admit() {
     bool any = false;
-    while (!pending_.empty()) {
-      RequestState& rs = requests_[pending_.front()];
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      RequestState& rs = requests_[*it];
+      if (waits_for_prefix(rs)) {
+        ++it;
+        continue;
+      }
       if (reserved_ + rs.reserved > num_blocks_) break;
-      const size_t r = pending_.front();
-      pending_.pop_front();
+      const size_t r = *it;
+      it = pending_.erase(it);
       reserved_ += rs.reserved;
       const GenerateRequest& g = *rs.request;
       rs.result.samples.resize(static_cast<size_t>(g.params.n));
@@ -240,9 +292,14 @@ class LocalEngine final : public Engine {
     sample_params_.clear();
     for (const StepMember& member : step_members_) {
       const size_t seq = member.seq;
-      if (options_.prefix_sharing && kv_->length(seqs_[seq].id) <= seqs_[seq].prompt_len)
-        kv_->cache_prefix(seqs_[seq].id,
-                          std::span<const int32_t>(seqs_[seq].tokens.data(), static_cast<size_t>(seqs_[seq].prompt_len)));
+      const int32_t kv_len = kv_->length(seqs_[seq].id);
+      if (kv_len <= seqs_[seq].prompt_len) {
+        RequestState& rs = requests_[seqs_[seq].request];
+        if (seqs_[seq].sample == 0) rs.prompt_prefilled = kv_len;
+        if (options_.prefix_sharing)
+          kv_->cache_prefix(seqs_[seq].id,
+                            std::span<const int32_t>(seqs_[seq].tokens.data(), static_cast<size_t>(seqs_[seq].prompt_len)));
+      }
       if (member.logit_row < 0) continue;
       queue_sample(seq, member.logit_row);
       if (seqs_[seq].fork_siblings) {

@@ -15,6 +15,15 @@ namespace {
 
 using nlohmann::json;
 
+// A value for an error message: scalars as written, anything else by its kind. Dumping an
+// arbitrary value could recurse as deep as its nesting, which the file controls (a value nested a
+// million arrays deep overflowed the stack), and could put megabytes into one message.
+std::string describe(const json& v) {
+  if (v.is_number() || v.is_boolean() || v.is_null()) return v.dump();
+  if (v.is_string() && v.get_ref<const std::string&>().size() <= 64) return v.dump();
+  return fmt::format("a JSON {}", v.type_name());
+}
+
 // Typed access to one JSON object with errors that name the file and the key.
 class JsonFields {
  public:
@@ -31,7 +40,7 @@ class JsonFields {
   double get_number(const char* key) const {
     CANOPY_CHECK(has(key), "{}: missing required key '{}'", origin_, key);
     const json& v = j_.at(key);
-    CANOPY_CHECK(v.is_number(), "{}: key '{}' must be a number, got {}", origin_, key, v.dump());
+    CANOPY_CHECK(v.is_number(), "{}: key '{}' must be a number, got {}", origin_, key, describe(v));
     return v.get<double>();
   }
   double get_number(const char* key, double fallback) const { return has(key) ? get_number(key) : fallback; }
@@ -39,14 +48,14 @@ class JsonFields {
   bool get_bool(const char* key, bool fallback) const {
     if (!has(key)) return fallback;
     const json& v = j_.at(key);
-    CANOPY_CHECK(v.is_boolean(), "{}: key '{}' must be true or false, got {}", origin_, key, v.dump());
+    CANOPY_CHECK(v.is_boolean(), "{}: key '{}' must be true or false, got {}", origin_, key, describe(v));
     return v.get<bool>();
   }
 
   std::string get_string(const char* key, const std::string& fallback) const {
     if (!has(key)) return fallback;
     const json& v = j_.at(key);
-    CANOPY_CHECK(v.is_string(), "{}: key '{}' must be a string, got {}", origin_, key, v.dump());
+    CANOPY_CHECK(v.is_string(), "{}: key '{}' must be a string, got {}", origin_, key, describe(v));
     return v.get<std::string>();
   }
 
@@ -79,7 +88,7 @@ class JsonFields {
       const double d = v.get<double>();
       if (std::abs(d) < 9.0e15 && d == std::floor(d)) return static_cast<int64_t>(d);
     }
-    fail("{}: key '{}' must be an integer, got {}", origin_, key, v.dump());
+    fail("{}: key '{}' must be an integer, got {}", origin_, key, describe(v));
   }
 
   const json& j_;
@@ -90,7 +99,7 @@ json parse_json(const std::string& text, const std::string& origin) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
     fail("{}: invalid JSON: {}", origin, e.what());
   }
   CANOPY_CHECK(j.is_object(), "{}: expected a JSON object at the top level", origin);

@@ -182,3 +182,62 @@ TEST(Engine, BadModelPathsAndDevices) {
 
 }  // namespace
 }  // namespace canopy
+
+namespace canopy {
+namespace {
+
+// A batch shaped as a 3-level tree (instructions -> documents -> questions), n samples each: with
+// prefix sharing, the engine prefills every forest node once, so the tokens it computes equal the
+// forest's optimum up to block rounding (exactly, at block size 1), while greedy tokens equal
+// those of the baseline that prefills every prompt in full.
+TEST(Engine, ThreeLevelTreePrefillsEachNodeOnce) {
+  std::mt19937_64 rng(testing::test_seed());
+  std::uniform_int_distribution<int32_t> token(6, 511);
+  auto run = [&](int32_t n) {
+    std::vector<int32_t> v(static_cast<size_t>(n));
+    for (auto& t : v) t = token(rng);
+    return v;
+  };
+  const std::vector<int32_t> instructions = run(29);
+  std::vector<GenerateRequest> requests;
+  int64_t optimum = static_cast<int64_t>(instructions.size());
+  for (int d = 0; d < 3; ++d) {
+    const std::vector<int32_t> document = run(23 + 4 * d);
+    optimum += static_cast<int64_t>(document.size());
+    for (int q = 0; q < 3; ++q) {
+      GenerateRequest r{instructions, {}};
+      r.prompt.insert(r.prompt.end(), document.begin(), document.end());
+      const std::vector<int32_t> question = run(5 + q);
+      optimum += static_cast<int64_t>(question.size());
+      r.prompt.insert(r.prompt.end(), question.begin(), question.end());
+      r.params.n = 2;
+      r.params.max_tokens = 6;
+      r.params.temperature = 0.0f;
+      r.params.ignore_eos = true;
+      requests.push_back(r);
+    }
+  }
+  for (int32_t block_size : {1, 16}) {
+    EngineOptions o = options_for(model_dir("tiny-llama"), true);
+    o.block_size = block_size;
+    const auto shared_engine = Engine::create(o);
+    o.prefix_sharing = false;
+    const auto private_engine = Engine::create(o);
+    const auto shared = shared_engine->generate(requests);
+    const auto separate = private_engine->generate(requests);
+    for (size_t i = 0; i < requests.size(); ++i)
+      for (size_t s = 0; s < 2; ++s)
+        EXPECT_EQ(shared[i].samples[s].tokens, separate[i].samples[s].tokens) << "request " << i << " sample " << s;
+    const EngineStats st = shared_engine->stats();
+    EXPECT_EQ(st.unique_prompt_tokens, optimum);
+    EXPECT_EQ(private_engine->stats().prefill_tokens_computed, st.prompt_tokens);
+    // Reuse is by whole blocks: a request recomputes at most a block's worth of its shared prefix.
+    EXPECT_GE(st.prefill_tokens_computed, optimum) << "block size " << block_size;
+    RecordProperty("prefill_bs" + std::to_string(block_size), std::to_string(st.prefill_tokens_computed));
+    EXPECT_LE(st.prefill_tokens_computed, optimum + static_cast<int64_t>(requests.size()) * (block_size - 1))
+        << "block size " << block_size;
+  }
+}
+
+}  // namespace
+}  // namespace canopy

@@ -90,6 +90,7 @@ ForestDecode build_forest_decode(const Forest& forest, int block_size, int num_k
   AttentionPlan& plan = fd.plan;
   const int32_t T = static_cast<int32_t>(fd.seq_path.size());
   plan.num_tokens = T;
+  plan.num_nodes = n;
   for (int32_t t = 0; t < T; ++t) {
     plan.q_positions.push_back(fd.seq_len[static_cast<size_t>(t)] - 1);
     plan.q_tokens.push_back(t);
@@ -126,6 +127,7 @@ FlatDecode build_flat_decode(const ForestDecode& forest, int block_size) {
   const int32_t T = forest.plan.num_tokens;
   AttentionPlan& plan = fl.plan;
   plan.num_tokens = T;
+  plan.num_nodes = T;
   plan.q_positions = forest.plan.q_positions;
   int32_t next_block = 0;
   for (int32_t t = 0; t < T; ++t) {

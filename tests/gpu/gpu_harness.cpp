@@ -2,11 +2,24 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "core/dtype.h"
+#include "emulated_forest_kernel.h"
 
 namespace canopy::testing {
 
+bool gpu_emulated() {
+  static const bool on = [] {
+    const char* v = std::getenv("CANOPY_GPU_EMULATE");
+    return v != nullptr && std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
 bool cuda_device_available() {
+  if (gpu_emulated()) return true;
   static const bool available = [] {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {
@@ -18,10 +31,93 @@ bool cuda_device_available() {
   return available;
 }
 
+cuda::ForestLaunchOptions device_options(int head_dim) {
+  if (gpu_emulated()) return cuda::ForestLaunchOptions{};
+  return cuda::forest_options_for_current_device(head_dim);
+}
+
+GpuAttentionResult run_plan_emulated(const AttentionPlan& plan, const AttentionShape& shape, const KvLayout& layout,
+                                     const std::vector<uint16_t>& q, const std::vector<uint16_t>& k_cache,
+                                     const std::vector<uint16_t>& v_cache, kernels::ForestOutputMode mode,
+                                     const cuda::ForestLaunchOptions& options, int concurrent_ctas, int repeats) {
+  struct {
+    const AttentionPlan& plan;
+    const AttentionShape& shape;
+    const KvLayout& layout;
+    const std::vector<uint16_t>& q;
+    const std::vector<uint16_t>& k;
+    const std::vector<uint16_t>& v;
+  } c{plan, shape, layout, q, k_cache, v_cache};
+  GpuAttentionResult r;
+  r.launch_plan = cuda::build_forest_launch_plan(c.plan, c.shape, c.layout, options);
+  const cuda::ForestLaunchPlan& lp = r.launch_plan;
+  const int Hq = c.shape.num_q_heads, D = c.shape.head_dim;
+  const size_t slots = static_cast<size_t>(lp.num_slots) * Hq;
+  std::vector<float> partial_o(slots * D), partial_lse(slots), lse(static_cast<size_t>(lp.num_tokens) * Hq);
+  std::vector<uint16_t> out(static_cast<size_t>(lp.num_tokens) * Hq * D);
+  std::vector<int32_t> counters(static_cast<size_t>(lp.num_tokens) * c.shape.num_kv_heads, 0);
+  for (int rep = 0; rep < repeats; ++rep) {
+    std::memset(partial_o.data(), 0xff, partial_o.size() * 4);  // poison: NaN
+    std::memset(partial_lse.data(), 0xff, partial_lse.size() * 4);
+    std::memset(lse.data(), 0xff, lse.size() * 4);
+    std::memset(out.data(), 0xff, out.size() * 2);
+    kernels::ForestAttentionParams p;
+    p.q = c.q.data();
+    p.k_cache = c.k.data();
+    p.v_cache = c.v.data();
+    p.kv_pages = c.plan.kv_pages.data();
+    p.q_tokens = lp.q_tokens.data();
+    p.q_positions = c.plan.q_positions.data();
+    p.units = lp.units.data();
+    p.cta_offsets = lp.cta_offsets.data();
+    p.num_ctas = static_cast<int32_t>(lp.cta_offsets.size()) - 1;
+    p.merge_offsets = lp.merge_offsets.data();
+    p.merge_slots = lp.merge_slots.data();
+    p.partial_o = partial_o.data();
+    p.partial_lse = partial_lse.data();
+    p.out = out.data();
+    p.lse_out = lse.data();
+    p.counters = counters.data();
+    p.num_units = static_cast<int32_t>(lp.units.size());
+    p.num_tokens = lp.num_tokens;
+    p.num_q_heads = Hq;
+    p.num_kv_heads = c.shape.num_kv_heads;
+    p.head_dim = D;
+    p.block_size = c.layout.block_size;
+    p.scale_log2 = c.shape.scale * 1.4426950408889634f;
+    p.mode = mode;
+    emulate_forest_attention(&p, D, concurrent_ctas);
+    if (mode == kernels::ForestOutputMode::kPartials) {
+      kernels::MergePartialsParams m;
+      m.partial_o = partial_o.data();
+      m.partial_lse = partial_lse.data();
+      m.merge_offsets = lp.merge_offsets.data();
+      m.merge_slots = lp.merge_slots.data();
+      m.out = out.data();
+      m.lse_out = lse.data();
+      m.num_tokens = lp.num_tokens;
+      m.num_q_heads = Hq;
+      m.head_dim = D;
+      emulate_merge_partials(&m, D);
+    }
+    for (int32_t x : counters)
+      if (x != 0) r.counters_clear = false;
+  }
+  r.out.resize(out.size());
+  for (size_t i = 0; i < out.size(); ++i) r.out[i] = bf16_to_f32(out[i]);
+  r.lse = lse;
+  r.partial_o = partial_o;
+  r.partial_lse = partial_lse;
+  return r;
+}
+
 GpuAttentionResult run_plan_on_gpu(const AttentionPlan& plan, const AttentionShape& shape, const KvLayout& layout,
                                    const std::vector<uint16_t>& q, const std::vector<uint16_t>& k_cache,
                                    const std::vector<uint16_t>& v_cache, kernels::ForestOutputMode mode,
                                    const cuda::ForestLaunchOptions* options, int repeats) {
+  if (gpu_emulated())
+    return run_plan_emulated(plan, shape, layout, q, k_cache, v_cache, mode,
+                             options != nullptr ? *options : cuda::ForestLaunchOptions{}, 3, repeats);
   cudaStream_t stream = nullptr;
   CANOPY_CUDA_CHECK(cudaStreamCreate(&stream));
   GpuAttentionResult r;

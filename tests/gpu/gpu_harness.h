@@ -13,7 +13,10 @@
 
 namespace canopy::testing {
 
-bool cuda_device_available();
+// CANOPY_GPU_EMULATE=1: the "GPU" tests run the kernels' source on the host emulator instead
+// (slow; for checking kernels and tests on a machine without a GPU).
+bool gpu_emulated();
+bool cuda_device_available();  // true under emulation
 
 #define CANOPY_SKIP_WITHOUT_GPU() \
   if (!::canopy::testing::cuda_device_available()) GTEST_SKIP() << "no CUDA device: GPU test skipped"
@@ -33,5 +36,15 @@ GpuAttentionResult run_plan_on_gpu(const AttentionPlan& plan, const AttentionSha
                                    const std::vector<uint16_t>& q, const std::vector<uint16_t>& k_cache,
                                    const std::vector<uint16_t>& v_cache, kernels::ForestOutputMode mode,
                                    const cuda::ForestLaunchOptions* options = nullptr, int repeats = 1);
+
+// Launch options of the current device (the defaults under emulation).
+cuda::ForestLaunchOptions device_options(int head_dim);
+
+// The same on the host emulator (kernel_emulator.h): `concurrent_ctas` CTAs interleave.
+GpuAttentionResult run_plan_emulated(const AttentionPlan& plan, const AttentionShape& shape, const KvLayout& layout,
+                                     const std::vector<uint16_t>& q, const std::vector<uint16_t>& k_cache,
+                                     const std::vector<uint16_t>& v_cache, kernels::ForestOutputMode mode,
+                                     const cuda::ForestLaunchOptions& options, int concurrent_ctas = 3,
+                                     int repeats = 1);
 
 }  // namespace canopy::testing

@@ -1,7 +1,5 @@
 #include "kernel_emulator.h"
 
-#include <ucontext.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -9,6 +7,40 @@
 #include <memory>
 #include <stdexcept>
 #include <vector>
+
+// A minimal x86-64 System V context switch (callee-saved registers, MXCSR and the x87 control
+// word): glibc's swapcontext makes two system calls per switch, which dominates the emulator.
+extern "C" void canopy_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+  .text
+  .globl canopy_emu_switch
+  .type canopy_emu_switch, @function
+canopy_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size canopy_emu_switch, .-canopy_emu_switch
+  .section .note.GNU-stack,"",@progbits
+  .text
+)");
 
 namespace canopy::emu {
 namespace {
@@ -24,8 +56,11 @@ struct Copy {
 struct Cta;
 
 struct Fiber {
-  ucontext_t ctx{};
+  void* sp = nullptr;  // saved stack pointer while switched out
   std::unique_ptr<char[]> stack;
+  // While blocked: the fiber waits until *wait_on != wait_value (skipped by the scheduler).
+  const uint64_t* wait_on = nullptr;
+  uint64_t wait_value = 0;
   Cta* cta = nullptr;
   unsigned tid = 0;
   bool done = true;
@@ -53,7 +88,7 @@ struct Cta {
 };
 
 struct Machine {
-  ucontext_t scheduler{};
+  void* scheduler_sp = nullptr;
   Fiber* current = nullptr;
   const std::function<void()>* body = nullptr;
   size_t smem_bytes = 0;
@@ -62,14 +97,27 @@ struct Machine {
 
 Machine* g_machine = nullptr;
 
-void fiber_entry() {
+[[noreturn]] void fiber_trampoline() {
   Fiber* f = g_machine->current;
   (*g_machine->body)();
   if (!f->open_group.empty()) async_commit();
   async_wait(0);  // drain, like kernel exit
   f->done = true;
   --f->cta->live;
-  // returning resumes uc_link: the scheduler
+  void* dead = nullptr;
+  canopy_emu_switch(&dead, g_machine->scheduler_sp);
+  std::abort();  // never resumed
+}
+
+// A fresh stack whose first switch "returns" into fiber_trampoline (see canopy_emu_switch).
+void* fresh_stack(char* stack, size_t bytes) {
+  uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + bytes) & ~uintptr_t{15};
+  auto* w = reinterpret_cast<uint64_t*>(top);
+  w[-1] = 0;                                                  // fake return address (alignment)
+  w[-2] = reinterpret_cast<uint64_t>(&fiber_trampoline);      // ret target
+  for (int i = 3; i <= 8; ++i) w[-i] = 0;                     // rbp rbx r12 r13 r14 r15
+  w[-9] = 0x1F80ull | (0x037Full << 32);                      // MXCSR, x87 control word
+  return &w[-9];
 }
 
 void start_cta(Cta& c, unsigned block) {
@@ -88,11 +136,8 @@ void start_cta(Cta& c, unsigned block) {
     f.done = false;
     f.open_group.clear();
     f.groups.clear();
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = f.stack.get();
-    f.ctx.uc_stack.ss_size = kStackBytes;
-    f.ctx.uc_link = &g_machine->scheduler;
-    makecontext(&f.ctx, fiber_entry, 0);
+    f.wait_on = nullptr;
+    f.sp = fresh_stack(f.stack.get(), kStackBytes);
   }
 }
 
@@ -133,8 +178,10 @@ void launch(int grid, int block, size_t smem_bytes, int concurrent, const std::f
       any = true;
       for (auto& f : c.fibers) {
         if (f.done) continue;
+        if (f.wait_on != nullptr && *f.wait_on == f.wait_value) continue;  // still blocked
+        f.wait_on = nullptr;
         m.current = &f;
-        swapcontext(&m.scheduler, &f.ctx);
+        canopy_emu_switch(&m.scheduler_sp, f.sp);
         m.current = nullptr;
       }
       if (c.live == 0) c.active = false;
@@ -151,8 +198,19 @@ size_t smem_size() { return g_machine->smem_bytes; }
 
 void yield() {
   Fiber& f = me();
-  swapcontext(&f.ctx, &g_machine->scheduler);
+  canopy_emu_switch(&f.sp, g_machine->scheduler_sp);
 }
+
+namespace {
+// Blocks the current fiber until *generation changes.
+void wait_for_change(const uint64_t* generation, uint64_t value) {
+  Fiber& f = me();
+  f.wait_on = generation;
+  f.wait_value = value;
+  while (*generation == value) canopy_emu_switch(&f.sp, g_machine->scheduler_sp);
+  f.wait_on = nullptr;
+}
+}  // namespace
 
 void syncthreads() {
   Cta& c = *me().cta;
@@ -162,7 +220,7 @@ void syncthreads() {
     ++c.barrier_generation;
     return;
   }
-  while (c.barrier_generation == gen) yield();
+  wait_for_change(&c.barrier_generation, gen);
 }
 
 void warp_collective(const uint32_t* in, int n_in, uint32_t* out, int n_out, CollectiveFn compute) {
@@ -176,7 +234,7 @@ void warp_collective(const uint32_t* in, int n_in, uint32_t* out, int n_out, Col
     w.arrived = 0;
     ++w.generation;
   } else {
-    while (w.generation == gen) yield();
+    wait_for_change(&w.generation, gen);
   }
   for (int i = 0; i < n_out; ++i) out[i] = w.out[lane][i];
 }

@@ -47,6 +47,7 @@ AttentionCase prefill_case(const std::string& label, int seqs, int32_t prefix, i
   AttentionPlan& p = c.plan;
   const int32_t T = seqs * chunk;
   p.num_tokens = T;
+  p.num_nodes = 1 + seqs;
   int32_t next_block = 0;
   auto add_blocks = [&](int32_t tokens) {
     const int32_t begin = static_cast<int32_t>(p.kv_pages.size());
@@ -173,13 +174,13 @@ TEST(ForestAttention, LongCausalPrefillWithSplitKv) {
   const AttentionCase c = prefill_case("long prefill", 1, 0, 701, 701, make_shape(16, 4, 128), 16, rng);
   const Reference ref = compute_reference(c);
   // Pieces of 64 keys: most query tiles see only some pieces; the others are empty units.
-  cuda::ForestLaunchOptions split = cuda::forest_options_for_current_device(128);
+  cuda::ForestLaunchOptions split = device_options(128);
   split.min_split_keys = 64;
   split.num_sms = 512;
   const GpuAttentionResult a = check_case(c, ref, ForestOutputMode::kFusedMerge, &split);
   EXPECT_GT(a.launch_plan.split_items, 0) << "the split path was not exercised";
   check_case(c, ref, ForestOutputMode::kPartials, &split);
-  cuda::ForestLaunchOptions whole = cuda::forest_options_for_current_device(128);
+  cuda::ForestLaunchOptions whole = device_options(128);
   whole.split_kv = false;
   const GpuAttentionResult b = check_case(c, ref, ForestOutputMode::kFusedMerge, &whole);
   expect_outputs_agree("split == unsplit (causal)", a.out, b.out, ref);
@@ -194,7 +195,7 @@ TEST(ForestAttention, LongDecodeSplitKv) {
   const Reference ref = compute_reference(c);
   const GpuAttentionResult a = check_case(c, ref, ForestOutputMode::kFusedMerge);
   EXPECT_GT(a.launch_plan.split_items, 0) << "the split path was not exercised";
-  cuda::ForestLaunchOptions whole = cuda::forest_options_for_current_device(128);
+  cuda::ForestLaunchOptions whole = device_options(128);
   whole.split_kv = false;
   const GpuAttentionResult b = check_case(c, ref, ForestOutputMode::kFusedMerge, &whole);
   EXPECT_EQ(b.launch_plan.split_items, 0);
@@ -210,8 +211,9 @@ TEST(ForestAttention, EmptyItemsAndUncoveredTokens) {
   const int32_t T = p.num_tokens;
   // An empty segment merged into every token, an item without queries, and one extra token that
   // no item covers (its output must be 0, its LSE -inf).
-  AttentionItem empty{0, 0, 0, 0, T, p.num_slots, 0, 100};
-  AttentionItem no_queries{0, 16, 0, 0, 0, p.num_slots + T, 0, 101};
+  AttentionItem empty{0, 0, 0, 0, T, p.num_slots, 0, p.num_nodes};
+  AttentionItem no_queries{0, 16, 0, 0, 0, p.num_slots + T, 0, p.num_nodes + 1};
+  p.num_nodes += 2;
   p.items.push_back(empty);
   p.items.push_back(no_queries);
   std::vector<int32_t> offsets{0}, slots;
@@ -329,7 +331,8 @@ TEST(ForestAttentionIdentity, MergeWithEmptyPartIsTheOtherPart) {
   with.label = "with an empty part";
   AttentionPlan& p = with.plan;
   const int32_t T = p.num_tokens;
-  p.items.push_back(AttentionItem{0, 0, 0, 0, T, p.num_slots, 0, 99});
+  p.items.push_back(AttentionItem{0, 0, 0, 0, T, p.num_slots, 0, p.num_nodes});
+  ++p.num_nodes;
   std::vector<int32_t> offsets{0}, slots;
   for (int32_t t = 0; t < T; ++t) {
     slots.push_back(p.num_slots + t);  // the empty part first: the merge must not be disturbed

@@ -10,7 +10,6 @@
 
 #include "attention_check.h"
 #include "core/dtype.h"
-#include "emulated_forest_kernel.h"
 #include "forest_workload.h"
 #include "testing/testing.h"
 
@@ -20,71 +19,6 @@ namespace {
 using kernels::ForestOutputMode;
 
 AttentionShape make_shape(int hq, int hkv, int d) { return {hq, hkv, d, 1.0f / std::sqrt(static_cast<float>(d))}; }
-
-GpuAttentionResult run_emulated(const AttentionCase& c, ForestOutputMode mode, const cuda::ForestLaunchOptions& options,
-                                int concurrent_ctas = 3, int repeats = 1) {
-  GpuAttentionResult r;
-  r.launch_plan = cuda::build_forest_launch_plan(c.plan, c.shape, c.layout, options);
-  const cuda::ForestLaunchPlan& lp = r.launch_plan;
-  const int Hq = c.shape.num_q_heads, D = c.shape.head_dim;
-  const size_t slots = static_cast<size_t>(lp.num_slots) * Hq;
-  std::vector<float> partial_o(slots * D), partial_lse(slots), lse(static_cast<size_t>(lp.num_tokens) * Hq);
-  std::vector<uint16_t> out(static_cast<size_t>(lp.num_tokens) * Hq * D);
-  std::vector<int32_t> counters(static_cast<size_t>(lp.num_tokens) * c.shape.num_kv_heads, 0);
-  for (int rep = 0; rep < repeats; ++rep) {
-    std::memset(partial_o.data(), 0xff, partial_o.size() * 4);
-    std::memset(partial_lse.data(), 0xff, partial_lse.size() * 4);
-    std::memset(lse.data(), 0xff, lse.size() * 4);
-    std::memset(out.data(), 0xff, out.size() * 2);
-    kernels::ForestAttentionParams p;
-    p.q = c.q.data();
-    p.k_cache = c.k.data();
-    p.v_cache = c.v.data();
-    p.kv_pages = c.plan.kv_pages.data();
-    p.q_tokens = lp.q_tokens.data();
-    p.q_positions = c.plan.q_positions.data();
-    p.units = lp.units.data();
-    p.cta_offsets = lp.cta_offsets.data();
-    p.num_ctas = static_cast<int32_t>(lp.cta_offsets.size()) - 1;
-    p.merge_offsets = lp.merge_offsets.data();
-    p.merge_slots = lp.merge_slots.data();
-    p.partial_o = partial_o.data();
-    p.partial_lse = partial_lse.data();
-    p.out = out.data();
-    p.lse_out = lse.data();
-    p.counters = counters.data();
-    p.num_units = static_cast<int32_t>(lp.units.size());
-    p.num_tokens = lp.num_tokens;
-    p.num_q_heads = Hq;
-    p.num_kv_heads = c.shape.num_kv_heads;
-    p.head_dim = D;
-    p.block_size = c.layout.block_size;
-    p.scale_log2 = c.shape.scale * 1.4426950408889634f;
-    p.mode = mode;
-    emulate_forest_attention(&p, D, concurrent_ctas);
-    if (mode == ForestOutputMode::kPartials) {
-      kernels::MergePartialsParams m;
-      m.partial_o = partial_o.data();
-      m.partial_lse = partial_lse.data();
-      m.merge_offsets = lp.merge_offsets.data();
-      m.merge_slots = lp.merge_slots.data();
-      m.out = out.data();
-      m.lse_out = lse.data();
-      m.num_tokens = lp.num_tokens;
-      m.num_q_heads = Hq;
-      m.head_dim = D;
-      emulate_merge_partials(&m, D);
-    }
-    for (int32_t x : counters)
-      if (x != 0) r.counters_clear = false;
-  }
-  r.out.resize(out.size());
-  for (size_t i = 0; i < out.size(); ++i) r.out[i] = canopy::bf16_to_f32(out[i]);
-  r.lse = lse;
-  r.partial_o = partial_o;
-  r.partial_lse = partial_lse;
-  return r;
-}
 
 AttentionCase decode_case(const std::string& label, const Forest& forest, const AttentionShape& shape, int bs,
                           std::mt19937_64& rng) {
@@ -97,7 +31,7 @@ AttentionCase decode_case(const std::string& label, const Forest& forest, const 
 void check_both_modes(const AttentionCase& c, const cuda::ForestLaunchOptions& options = {}) {
   const Reference ref = compute_reference(c);
   for (auto mode : {ForestOutputMode::kFusedMerge, ForestOutputMode::kPartials})
-    check_result(c, ref, mode, run_emulated(c, mode, options), "emulated");
+    check_result(c, ref, mode, run_plan_emulated(c.plan, c.shape, c.layout, c.q, c.k, c.v, mode, options), "emulated");
 }
 
 TEST(ForestAttentionEmulated, DecodeWideAndNarrowUnits) {
@@ -138,15 +72,15 @@ TEST(ForestAttentionEmulated, CausalPrefillAndSplits) {
   split.min_split_keys = 64;
   split.num_sms = 1000;
   const Reference ref = compute_reference(c);
-  check_result(c, ref, ForestOutputMode::kFusedMerge, run_emulated(c, ForestOutputMode::kFusedMerge, split), "emulated");
-  check_result(c, ref, ForestOutputMode::kFusedMerge, run_emulated(c, ForestOutputMode::kFusedMerge, {}), "emulated");
+  check_result(c, ref, ForestOutputMode::kFusedMerge, run_plan_emulated(c.plan, c.shape, c.layout, c.q, c.k, c.v, ForestOutputMode::kFusedMerge, split), "emulated");
+  check_result(c, ref, ForestOutputMode::kFusedMerge, run_plan_emulated(c.plan, c.shape, c.layout, c.q, c.k, c.v, ForestOutputMode::kFusedMerge, {}), "emulated");
 }
 
 TEST(ForestAttentionEmulated, EmptyPartsAndRepeatedLaunches) {
   std::mt19937_64 rng(test_seed() + 104);
   AttentionCase c = decode_case("emu empty parts", two_level_forest(0, {5, 1, 30}), make_shape(4, 2, 128), 16, rng);
   const Reference ref = compute_reference(c);
-  const GpuAttentionResult r = run_emulated(c, ForestOutputMode::kFusedMerge, {}, 3, 3);
+  const GpuAttentionResult r = run_plan_emulated(c.plan, c.shape, c.layout, c.q, c.k, c.v, ForestOutputMode::kFusedMerge, {}, 3, 3);
   check_result(c, ref, ForestOutputMode::kFusedMerge, r, "emulated x3");
 }
 
@@ -192,7 +126,7 @@ TEST(ForestAttentionEmulated, RandomSmallForests) {
     const AttentionCase c = decode_case(label, f, make_shape(h.hq, h.hkv, d), bs, rng);
     const Reference ref = compute_reference(c);
     const auto mode = (trial & 1) ? ForestOutputMode::kPartials : ForestOutputMode::kFusedMerge;
-    check_result(c, ref, mode, run_emulated(c, mode, {}, 1 + static_cast<int>(rng() % 4)), "emulated");
+    check_result(c, ref, mode, run_plan_emulated(c.plan, c.shape, c.layout, c.q, c.k, c.v, mode, {}, 1 + static_cast<int>(rng() % 4)), "emulated");
   }
 }
 

@@ -204,15 +204,23 @@ TEST(ForestLaunchPlan, UncoveredTokenGetsAnEmptyUnit) {
   EXPECT_EQ(empty, 2);  // one per KV head
 }
 
-TEST(ForestLaunchPlan, InterleavesComputeAndMemoryWork) {
-  std::vector<int32_t> unique(512, 128);
-  const ForestDecode fd = build_forest_decode(two_level_forest(4096, unique), 16, 8, 128, 0);
-  const ForestLaunchPlan lp = build_forest_launch_plan(fd.plan, shape_of(32, 8, 128), fd.layout);
-  // The first tenth of the launch holds both wide (shared prefix) and narrow (leaf) units.
-  int wide = 0, narrow = 0;
-  for (size_t i = 0; i < lp.units.size() / 10; ++i) ((lp.units[i].flags & kernels::kUnitNarrow) ? narrow : wide)++;
-  EXPECT_GT(wide, 0);
-  EXPECT_GT(narrow, 0);
+TEST(ForestLaunchPlan, MixesWideAndNarrowCtasFromTheStart) {
+  std::vector<int32_t> unique(1024, 128);
+  const ForestDecode fd = build_forest_decode(two_level_forest(16384, unique), 16, 8, 128, 0);
+  ForestLaunchOptions o;  // 132 SMs x 2 CTAs
+  const ForestLaunchPlan lp = build_forest_launch_plan(fd.plan, shape_of(32, 8, 128), fd.layout, o);
+  ASSERT_EQ(lp.wide_units, 256);
+  // The first wave (one CTA per slot) holds one wide CTA per SM and narrow ones beside them.
+  const size_t wave = static_cast<size_t>(o.num_sms * o.ctas_per_sm);
+  int wide = 0;
+  for (size_t c = 0; c < wave; ++c)
+    wide += !(lp.units[static_cast<size_t>(lp.cta_offsets[c])].flags & kernels::kUnitNarrow);
+  EXPECT_EQ(wide, o.num_sms);
+  // The replayed dispatch ends close to its lower bound: the wide work over one wide CTA per SM,
+  // or all the work over all slots (no long shared node left alone in the tail).
+  const double bound = std::max(lp.wide_cost_ns / o.num_sms, lp.total_cost_ns / static_cast<double>(wave));
+  EXPECT_GT(lp.predicted_makespan_ns, 0.0);
+  EXPECT_LE(lp.predicted_makespan_ns, 1.5 * bound) << lp.summary();
 }
 
 TEST(ForestLaunchPlan, RejectsBadPlans) {

@@ -6,6 +6,8 @@
 #include <climits>
 #include <cmath>
 #include <numeric>
+#include <queue>
+#include <set>
 
 #include "core/error.h"
 #include "forest_layout.h"
@@ -25,16 +27,16 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 struct CostedUnit {
   kernels::ForestUnit unit;
   double cost_ns;
-  bool compute_bound;
   int64_t order;  // item, piece, KV head, token tile: the tie-break keeps units that read the same KV together
 };
 
 }  // namespace
 
 std::string ForestLaunchPlan::summary() const {
-  return fmt::format("{} units ({} wide, {} narrow) in {} CTAs, {} split items, {} slots, predicted {:.1f} SM-us",
-                     units.size(), wide_units, narrow_units, cta_offsets.empty() ? 0 : cta_offsets.size() - 1,
-                     split_items, num_slots, total_cost_ns / 1e3);
+  return fmt::format(
+      "{} units ({} wide, {} narrow) in {} CTAs, {} split items, {} slots, {:.1f} SM-us of work, makespan model {:.1f} us",
+      units.size(), wide_units, narrow_units, cta_offsets.empty() ? 0 : cta_offsets.size() - 1, split_items, num_slots,
+      total_cost_ns / 1e3, predicted_makespan_ns / 1e3);
 }
 
 void validate_plan_for_gpu(const AttentionPlan& plan, const AttentionShape& shape, const KvLayout& layout) {
@@ -131,10 +133,9 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
   };
   // A unit's DRAM bytes are its share of the segment's KV: the token tiles of one segment run
   // side by side and read it once from DRAM, then from L2.
-  auto unit_cost = [&](int32_t q_count, int64_t keys, int64_t tiles_sharing, bool* compute_bound) {
+  auto unit_cost = [&](int32_t q_count, int64_t keys, int64_t tiles_sharing) {
     const double mem_ns = static_cast<double>(keys) * D * 4.0 / static_cast<double>(tiles_sharing) / options.sm_bytes_per_ns;
     const double flop_ns = 4.0 * rows_computed(q_count) * static_cast<double>(keys) * D / options.sm_flops_per_ns;
-    if (compute_bound != nullptr) *compute_bound = flop_ns > mem_ns;
     return std::max(mem_ns, flop_ns) + options.unit_overhead_ns;
   };
   auto tokens_per_unit = [&](const AttentionItem& it) {
@@ -148,7 +149,7 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
     const int tpu = tokens_per_unit(it);
     const int64_t tiles = ceil_div(it.q_count, tpu);
     for (int32_t j0 = 0; j0 < it.q_count; j0 += tpu)
-      total += Hkv * unit_cost(std::min(tpu, it.q_count - j0), it.kv_len, tiles, nullptr);
+      total += Hkv * unit_cost(std::min(tpu, it.q_count - j0), it.kv_len, tiles);
   }
   const double target = total / (static_cast<double>(options.num_sms) * options.ctas_per_sm);
 
@@ -168,7 +169,7 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
     // Key pieces: whole 64-key tiles, at least min_split_keys each.
     int64_t piece_keys = std::max<int64_t>(it.kv_len, 1);
     if (options.split_kv && it.kv_len >= 2 * options.min_split_keys) {
-      const double cost = unit_cost(std::min(tpu, it.q_count), it.kv_len, tiles, nullptr);
+      const double cost = unit_cost(std::min(tpu, it.q_count), it.kv_len, tiles);
       const int64_t max_pieces = it.kv_len / options.min_split_keys;
       const int64_t pieces = std::min<int64_t>(max_pieces, static_cast<int64_t>(std::ceil(cost / std::max(target, 1.0))));
       if (pieces > 1) piece_keys = ceil_div(ceil_div(it.kv_len, pieces), kTileKeys) * kTileKeys;
@@ -213,12 +214,11 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
         u.slot_base = slot_base + j0;
         u.mask_from = mask_from;
         u.flags = narrow ? kernels::kUnitNarrow : 0;
-        bool compute_bound = false;
-        const double cost = unit_cost(count, u.kv_end - u.kv_begin, tiles, &compute_bound);
+        const double cost = unit_cost(count, u.kv_end - u.kv_begin, tiles);
         for (int h = 0; h < Hkv; ++h) {
           u.kv_head = h;
           const int64_t order = ((static_cast<int64_t>(n) * (num_pieces + 1) + piece) * Hkv + h) * (it.q_count + 1) + tile;
-          costed.push_back({u, cost, compute_bound, order});
+          costed.push_back({u, cost, order});
         }
       }
     }
@@ -245,60 +245,80 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
       lp.merge_slots.push_back(u.slot_base);
       for (int h = 0; h < Hkv; ++h) {
         u.kv_head = h;
-        costed.push_back({u, options.unit_overhead_ns, false, INT64_MAX - Hkv * static_cast<int64_t>(t + 1) + h});
+        costed.push_back({u, options.unit_overhead_ns, INT64_MAX - Hkv * static_cast<int64_t>(t + 1) + h});
       }
     }
     lp.merge_offsets[static_cast<size_t>(t) + 1] = static_cast<int32_t>(lp.merge_slots.size());
   }
   lp.num_slots = next_slot;
 
-  // Order: each class longest first, then interleaved by cumulative share of cost.
-  std::vector<CostedUnit> compute, memory;
-  for (auto& c : costed) (c.compute_bound ? compute : memory).push_back(c);
+  // CTAs: a wide unit alone; narrow units four to a CTA (one per warp), longest first, so that the
+  // four have similar costs (a narrow CTA streams its four leaves side by side: it costs their sum).
+  struct Cta {
+    std::vector<kernels::ForestUnit> units;
+    double cost_ns = 0.0;
+    int64_t order = 0;
+  };
   auto by_cost = [](const CostedUnit& a, const CostedUnit& b) {
     if (a.cost_ns != b.cost_ns) return a.cost_ns > b.cost_ns;
     return a.order < b.order;
   };
-  std::stable_sort(compute.begin(), compute.end(), by_cost);
-  std::stable_sort(memory.begin(), memory.end(), by_cost);
-  double total_c = 0.0, total_m = 0.0;
-  for (const auto& c : compute) total_c += c.cost_ns;
-  for (const auto& c : memory) total_m += c.cost_ns;
-  lp.total_cost_ns = total_c + total_m;
-  std::vector<kernels::ForestUnit> ordered;
-  ordered.reserve(costed.size());
-  size_t ic = 0, im = 0;
-  double done_c = 0.0, done_m = 0.0;
-  while (ic < compute.size() || im < memory.size()) {
-    const bool take_compute =
-        im == memory.size() || (ic < compute.size() && done_c / total_c <= done_m / total_m);
-    const CostedUnit& c = take_compute ? compute[ic++] : memory[im++];
-    (take_compute ? done_c : done_m) += c.cost_ns;
-    ordered.push_back(c.unit);
-  }
-
-  // CTAs: a wide unit alone; narrow units four to a CTA (one per warp), in order, so that the
-  // four have similar costs. A CTA's place in the launch is that of its first unit.
-  std::vector<std::vector<kernels::ForestUnit>> ctas;
-  int64_t open_narrow = -1;
-  for (const auto& u : ordered) {
-    if (!(u.flags & kernels::kUnitNarrow)) {
-      ctas.push_back({u});
+  std::stable_sort(costed.begin(), costed.end(), by_cost);
+  std::vector<Cta> wide, narrow;
+  for (const CostedUnit& c : costed) {
+    lp.total_cost_ns += c.cost_ns;
+    if (!(c.unit.flags & kernels::kUnitNarrow)) {
+      wide.push_back({{c.unit}, c.cost_ns, c.order});
+      lp.wide_cost_ns += c.cost_ns;
       ++lp.wide_units;
       continue;
     }
     ++lp.narrow_units;
-    if (open_narrow < 0 || ctas[static_cast<size_t>(open_narrow)].size() == static_cast<size_t>(kUnitsPerNarrowCta)) {
-      open_narrow = static_cast<int64_t>(ctas.size());
-      ctas.emplace_back();
-    }
-    ctas[static_cast<size_t>(open_narrow)].push_back(u);
+    // The four warps' start-up latencies overlap: one overhead per CTA.
+    if (narrow.empty() || narrow.back().units.size() == static_cast<size_t>(kUnitsPerNarrowCta))
+      narrow.push_back({{}, options.unit_overhead_ns, c.order});
+    narrow.back().units.push_back(c.unit);
+    narrow.back().cost_ns += c.cost_ns - options.unit_overhead_ns;
   }
-  lp.units.reserve(ordered.size());
-  lp.cta_offsets.reserve(ctas.size() + 1);
+
+  // Launch order: replay the GPU's CTA dispatch (slots of num_sms x ctas_per_sm, each freed when its
+  // CTA's predicted time is up, the next CTA of the list taking it) and fill each freed slot with a
+  // wide CTA while fewer than one per SM are running, else with a narrow one. Each SM then keeps
+  // about one tensor-core CTA (a shared node) beside streaming ones (leaves) for the whole launch,
+  // and the long wide CTAs start early instead of forming the tail. Predicted times: a CTA's cost
+  // stretched by sharing: wide CTAs share the SMs' tensor cores (more than one per SM), narrow
+  // CTAs share the DRAM bandwidth (more than one per SM).
+  std::vector<const Cta*> order;
+  order.reserve(wide.size() + narrow.size());
+  {
+    using Slot = std::pair<double, int>;  // (free at, slot)
+    std::priority_queue<Slot, std::vector<Slot>, std::greater<>> slots;
+    const int num_slots = options.num_sms * options.ctas_per_sm;
+    for (int i = 0; i < num_slots; ++i) slots.push({0.0, i});
+    std::multiset<double> wide_running, narrow_running;  // end times
+    size_t iw = 0, in = 0;
+    while (iw < wide.size() || in < narrow.size()) {
+      const auto [t, slot] = slots.top();
+      slots.pop();
+      while (!wide_running.empty() && *wide_running.begin() <= t) wide_running.erase(wide_running.begin());
+      while (!narrow_running.empty() && *narrow_running.begin() <= t) narrow_running.erase(narrow_running.begin());
+      const bool take_wide = iw < wide.size() &&
+                             (in == narrow.size() || static_cast<int>(wide_running.size()) < options.num_sms);
+      const Cta& c = take_wide ? wide[iw++] : narrow[in++];
+      auto& running = take_wide ? wide_running : narrow_running;
+      const double share = std::max(1.0, static_cast<double>(running.size() + 1) / options.num_sms);
+      const double end = t + c.cost_ns * share;
+      running.insert(end);
+      slots.push({end, slot});
+      lp.predicted_makespan_ns = std::max(lp.predicted_makespan_ns, end);
+      order.push_back(&c);
+    }
+  }
+  lp.units.reserve(costed.size());
+  lp.cta_offsets.reserve(order.size() + 1);
   lp.cta_offsets.push_back(0);
-  for (const auto& c : ctas) {
-    lp.units.insert(lp.units.end(), c.begin(), c.end());
+  for (const Cta* c : order) {
+    lp.units.insert(lp.units.end(), c->units.begin(), c->units.end());
     lp.cta_offsets.push_back(static_cast<int32_t>(lp.units.size()));
   }
   return lp;

@@ -11,11 +11,11 @@
 //     its own partial slots (numbered after the plan's), merged like the plan's.
 //   - tokens that no item covers get one empty unit (and a q_tokens entry), so that they are
 //     written (O = 0, LSE = -inf) like every other token.
-//   - order: units are sorted by predicted cost, longest first, separately for compute-bound units
-//     (wide shared nodes) and memory-bound ones (leaves); the two lists are interleaved by their
-//     cumulative share of cost so that tensor-core and streaming work run side by side.
-//   - CTAs: a wide unit takes a CTA; narrow units go four to a CTA (one per warp), neighbours in
-//     that order (similar costs).
+//   - CTAs: a wide unit takes a CTA; narrow units go four to a CTA (one per warp), longest first
+//     (similar costs side by side).
+//   - order: a replay of the GPU's CTA dispatch with predicted times decides the launch order, so
+//     that each SM keeps about one wide CTA (tensor cores: a shared node) beside narrow ones
+//     (streaming: leaves) for the whole launch, longest wide CTAs first (no long tail).
 #pragma once
 
 #include <cstdint>
@@ -52,7 +52,9 @@ struct ForestLaunchPlan {
   int32_t wide_units = 0;
   int32_t narrow_units = 0;
   int32_t split_items = 0;       // items cut into more than one key range
-  double total_cost_ns = 0.0;    // sum of the units' predicted single-SM costs
+  double total_cost_ns = 0.0;          // sum of the units' predicted single-SM costs
+  double wide_cost_ns = 0.0;           // the part of it in wide units
+  double predicted_makespan_ns = 0.0;  // end of the replayed dispatch (a model, not a promise)
   std::string summary() const;
 };
 

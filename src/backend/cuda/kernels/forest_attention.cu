@@ -1,20 +1,38 @@
 // Instantiations (head_dim 64 and 128, bf16) and host launchers of the forest attention kernels.
+#include <atomic>
+
 #include "forest_attention.cuh"
 
 namespace canopy::kernels {
 
 namespace {
 
+// Opts the kernel into its dynamic shared memory (above 48 KB) and the largest carveout, once
+// per device (the attributes are per device; setting them on every launch would put driver calls
+// in front of every kernel).
+template <int kD>
+cudaError_t configure_attention() {
+  using C = ForestConfig<kD>;
+  static std::atomic<uint64_t> configured{0};
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) return err;
+  const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
+  if (bit != 0 && (configured.load(std::memory_order_acquire) & bit) != 0) return cudaSuccess;
+  err = cudaFuncSetAttribute(forest_attention_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
+  if (err != cudaSuccess) return err;
+  err = cudaFuncSetAttribute(forest_attention_kernel<kD>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                             cudaSharedmemCarveoutMaxShared);
+  if (err != cudaSuccess) return err;
+  configured.fetch_or(bit, std::memory_order_release);
+  return cudaSuccess;
+}
+
 template <int kD>
 cudaError_t launch_attention(const ForestAttentionParams& p, cudaStream_t stream) {
   using C = ForestConfig<kD>;
   if (p.num_ctas <= 0) return cudaSuccess;
-  // Cheap, and per device: the dynamic shared memory above 48 KB must be opted into.
-  cudaError_t err = cudaFuncSetAttribute(forest_attention_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         C::kSmemBytes);
-  if (err != cudaSuccess) return err;
-  err = cudaFuncSetAttribute(forest_attention_kernel<kD>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                             cudaSharedmemCarveoutMaxShared);
+  const cudaError_t err = configure_attention<kD>();
   if (err != cudaSuccess) return err;
   forest_attention_kernel<kD><<<p.num_ctas, C::kThreads, C::kSmemBytes, stream>>>(p);
   return cudaGetLastError();
@@ -53,11 +71,7 @@ cudaError_t info_for(ForestKernelInfo* info) {
   info->narrow_rows = C::kNarrowRows;
   info->tile_keys = C::kTileKeys;
   info->ctas_per_sm = 0;
-  cudaError_t err = cudaFuncSetAttribute(forest_attention_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         C::kSmemBytes);
-  if (err != cudaSuccess) return err;
-  err = cudaFuncSetAttribute(forest_attention_kernel<kD>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                             cudaSharedmemCarveoutMaxShared);
+  const cudaError_t err = configure_attention<kD>();
   if (err != cudaSuccess) return err;
   return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&info->ctas_per_sm, forest_attention_kernel<kD>, C::kThreads,
                                                        C::kSmemBytes);
