@@ -12,7 +12,8 @@
 #   check  1. ctest -L gpu --output-on-failure, one test at a time (the tests print "[ measured ]"
 #             lines: tolerances used, graph timings, near-ties, sampler statistics);
 #          2. compute-sanitizer memcheck on the small GPU tests of the model backend;
-#          3. canopy generate --device cuda vs --device cpu on SmolLM2, greedy, 32 tokens, compared;
+#          3. canopy generate --device cuda vs --device cpu on SmolLM2 (the tiny Llama without it),
+#             greedy, 32 tokens, compared;
 #          4. the random-weight Llama-3-8B decode benchmark, op by op vs CUDA graphs
 #             (CANOPY_SKIP_BENCH=1 skips it).
 # The summary comes last. Logs: build-gpu/logs, and $OUT when set (the device tool's output folder).
@@ -146,35 +147,43 @@ else
   bad "compute-sanitizer not found"
 fi
 
-# 3. canopy generate on the GPU vs the CPU, greedy
+# 3. canopy generate on the GPU vs the CPU, greedy (SmolLM2, or the tiny Llama without it)
 if [ -n "${CANOPY_MODEL:-}" ]; then
-  ids=$(python3 -c "import json; print(' '.join(map(str, json.load(open('tests/data/smollm2_golden.json'))['cases'][0]['prompt'])))")
-  : >"$logs/generate.log"
-  for dev in cpu cuda; do
-    timeout "$(cap 120)" "$build/canopy" generate -m "$CANOPY_MODEL" --prompt-ids "$ids" --temperature 0 --max-tokens 32 \
-      --ignore-eos --device "$dev" -v >"$logs/generate_$dev.out" 2>"$logs/generate_$dev.err"
-    echo "exit $? (--device $dev)" >>"$logs/generate.log"
-    cat "$logs/generate_$dev.out" "$logs/generate_$dev.err" >>"$logs/generate.log"
-  done
-  cpu_out=$(cat "$logs/generate_cpu.out")
-  gpu_out=$(cat "$logs/generate_cuda.out")
-  if [ -z "$gpu_out" ]; then
-    bad "canopy generate --device cuda printed nothing (generate.log)"
-  elif [ "$cpu_out" = "$gpu_out" ]; then
-    note "canopy generate, SmolLM2, greedy, 32 tokens: --device cuda == --device cpu"
-  else
-    first=$(python3 -c "
-a, b = '''$cpu_out'''.split(), '''$gpu_out'''.split()
-print(next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b))))")
-    note "canopy generate, SmolLM2, greedy: --device cuda differs from --device cpu from token $first (near-tie? see CudaSmolLM2)"
-  fi
-  while read -r l; do note "generate --device cuda: ${l#canopy: }"; done < <(grep -h "decode" "$logs/generate_cuda.err" |
-    sed 's/.*| prompt/prompt/' | tail -1)
-  # The text form too, when this build has the tokenizer.
-  if timeout "$(cap 60)" "$build/canopy" generate -m "$CANOPY_MODEL" -p "The capital of France is" --temperature 0 \
-      --max-tokens 24 --device cuda >"$logs/generate_text.out" 2>>"$logs/generate.log"; then
-    note "generate -p 'The capital of France is' --device cuda: $(tr '\n' ' ' <"$logs/generate_text.out" | cut -c1-120)"
-  fi
+  gen_model=$CANOPY_MODEL
+  golden=tests/data/smollm2_golden.json
+else
+  gen_model=tests/data/models/tiny-llama
+  golden=tests/data/models/tiny-llama/golden.json
+fi
+gen_name=$(basename "$gen_model")
+ids=$(python3 -c "import json; print(' '.join(map(str, json.load(open('$golden'))['cases'][0]['prompt'])))")
+: >"$logs/generate.log"
+for dev in cpu cuda; do
+  timeout "$(cap 120)" "$build/canopy" generate -m "$gen_model" --prompt-ids "$ids" --temperature 0 --max-tokens 32 \
+    --ignore-eos --device "$dev" -v >"$logs/generate_$dev.out" 2>"$logs/generate_$dev.err"
+  echo "exit $? (--device $dev)" >>"$logs/generate.log"
+  cat "$logs/generate_$dev.out" "$logs/generate_$dev.err" >>"$logs/generate.log"
+done
+cpu_out=$(cat "$logs/generate_cpu.out")
+gpu_out=$(cat "$logs/generate_cuda.out")
+if [ -z "$gpu_out" ]; then
+  bad "canopy generate --device cuda printed nothing (generate.log)"
+elif [ "$cpu_out" = "$gpu_out" ]; then
+  note "canopy generate, $gen_name, greedy, 32 tokens: --device cuda == --device cpu"
+else
+  read -ra a <<<"$cpu_out"
+  read -ra b <<<"$gpu_out"
+  first=0
+  while [ $first -lt ${#a[@]} ] && [ $first -lt ${#b[@]} ] && [ "${a[$first]}" = "${b[$first]}" ]; do first=$((first + 1)); done
+  note "canopy generate, $gen_name, greedy: --device cuda differs from --device cpu from token $first (a near-tie? see the model tests above)"
+fi
+while read -r l; do note "generate --device cuda: $l"; done < <(grep -h "decode" "$logs/generate_cuda.err" |
+  sed 's/.*| prompt/prompt/' | tail -1)
+# The text form too, when this build has the tokenizer.
+if [ -n "${CANOPY_MODEL:-}" ] && timeout "$(cap 60)" "$build/canopy" generate -m "$CANOPY_MODEL" \
+    -p "The capital of France is" --temperature 0 --max-tokens 24 --device cuda >"$logs/generate_text.out" \
+    2>>"$logs/generate.log"; then
+  note "generate -p 'The capital of France is' --device cuda: $(tr '\n' ' ' <"$logs/generate_text.out" | cut -c1-120)"
 fi
 
 # 4. the benchmark: random Llama-3-8B, decode steps op by op vs CUDA graphs
