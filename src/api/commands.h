@@ -26,5 +26,6 @@ void apply_device_args(const DeviceArgs& args, EngineOptions& options);
 void add_info_command(CLI::App& app, int& exit_code);
 void add_generate_command(CLI::App& app, int& exit_code);
 void add_tokenize_command(CLI::App& app, int& exit_code);
+void add_run_batch_command(CLI::App& app, int& exit_code);
 
 }  // namespace canopy::cli

@@ -111,8 +111,8 @@ class LocalEngine final : public Engine {
   const ModelInfo& model_info() const override { return info_; }
   EngineStats stats() const override { return stats_; }
 
-  std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests,
-                                       const TokenCallback& on_token) override {
+  std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests, const TokenCallback& on_token,
+                                       const FinishCallback& on_finish) override {
     requests_.clear();
     seqs_.clear();
     pending_.clear();
@@ -120,17 +120,15 @@ class LocalEngine final : public Engine {
     for (size_t r = 0; r < requests.size(); ++r) {
       RequestState rs;
       rs.request = &requests[r];
-      rs.max_new = validate(requests[r], r);
+      rs.max_new = validate(requests[r], fmt::format("request {}: ", r));
       rs.reserved = blocks_to_reserve(requests[r], rs.max_new);
-      CANOPY_CHECK(rs.reserved <= num_blocks_,
-                   "request {}: its {} samples of up to {} tokens after a {}-token prompt need up to {} KV blocks, "
-                   "but the KV cache has {}",
-                   r, requests[r].params.n, rs.max_new, requests[r].prompt.size(), rs.reserved, num_blocks_);
       requests_.push_back(std::move(rs));
     }
     order_admission();
+    on_token_ = &on_token;
+    on_finish_ = &on_finish;
     try {
-      while (admit() || has_work()) step(on_token);
+      while (admit() || has_work()) step();
     } catch (...) {
       release_all();
       throw;
@@ -140,19 +138,32 @@ class LocalEngine final : public Engine {
     return out;
   }
 
+  void check_request(const GenerateRequest& request) const override { validate(request, ""); }
+
  private:
-  // The number of new tokens the request may generate; throws for a malformed request.
-  int32_t validate(const GenerateRequest& g, size_t index) const {
-    validate_sampling_params(g.params);
-    CANOPY_CHECK(!g.prompt.empty(), "request {}: the prompt is empty", index);
+  // The number of new tokens the request may generate; throws for a request that is malformed or
+  // too big. `where` starts each message (e.g. "request 3: ").
+  int32_t validate(const GenerateRequest& g, const std::string& where) const {
+    try {
+      validate_sampling_params(g.params);
+    } catch (const Error& e) {
+      fail("{}{}", where, e.what());
+    }
+    CANOPY_CHECK(!g.prompt.empty(), "{}the prompt is empty", where);
     for (int32_t id : g.prompt)
-      CANOPY_CHECK(id >= 0 && id < info_.vocab_size, "request {}: token id {} is outside the vocabulary [0, {})",
-                   index, id, info_.vocab_size);
+      CANOPY_CHECK(id >= 0 && id < info_.vocab_size, "{}token id {} is outside the vocabulary [0, {})", where, id,
+                   info_.vocab_size);
     const auto len = static_cast<int64_t>(g.prompt.size());
     if (len >= info_.max_context)
-      throw CapacityError(fmt::format("request {}: the prompt has {} tokens, the model's context is {}", index, len,
-                                      info_.max_context));
-    return static_cast<int32_t>(std::min<int64_t>(g.params.max_tokens, info_.max_context - len));
+      throw CapacityError(
+          fmt::format("{}the prompt has {} tokens, the model's context is {}", where, len, info_.max_context));
+    const auto max_new = static_cast<int32_t>(std::min<int64_t>(g.params.max_tokens, info_.max_context - len));
+    const int32_t blocks = blocks_to_reserve(g, max_new);
+    if (blocks > num_blocks_)
+      throw CapacityError(fmt::format(
+          "{}its {} samples of up to {} tokens after a {}-token prompt need up to {} KV blocks, but the KV cache has {}",
+          where, g.params.n, max_new, len, blocks, num_blocks_));
+    return max_new;
   }
 
   int32_t blocks_to_reserve(const GenerateRequest& g, int32_t max_new) const {
@@ -239,7 +250,7 @@ class LocalEngine final : public Engine {
     return std::any_of(seqs_.begin(), seqs_.end(), [](const SequenceState& s) { return !s.done; });
   }
 
-  void step(const TokenCallback& on_token) {
+  void step() {
     const auto t0 = std::chrono::steady_clock::now();
     step_tokens_.clear();
     step_slots_.clear();
@@ -312,7 +323,7 @@ class LocalEngine final : public Engine {
     }
     sampled_.resize(sample_seqs_.size());
     backend_->sample(model_->logits(), sample_rows_, sample_params_, sampled_);
-    for (size_t k = 0; k < sample_seqs_.size(); ++k) commit(sample_seqs_[k], sampled_[k], on_token);
+    for (size_t k = 0; k < sample_seqs_.size(); ++k) commit(sample_seqs_[k], sampled_[k]);
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (prefill_tokens > 0) {
@@ -360,7 +371,7 @@ class LocalEngine final : public Engine {
                                          static_cast<uint64_t>(s.generated)});
   }
 
-  void commit(size_t seq, const SampledToken& t, const TokenCallback& on_token) {
+  void commit(size_t seq, const SampledToken& t) {
     SequenceState& s = seqs_[seq];
     RequestState& rs = requests_[s.request];
     Sample& out = rs.result.samples[static_cast<size_t>(s.sample)];
@@ -373,11 +384,17 @@ class LocalEngine final : public Engine {
       out.tokens.push_back(t.token);
       out.logprobs.push_back(t.logprob);
       stats_.generated_tokens += 1;
-      if (on_token) on_token(s.request, s.sample, t.token);
-      if (s.generated < rs.max_new) return;
-      out.finish = FinishReason::Length;
+      const bool go_on = !*on_token_ || (*on_token_)(s.request, s.sample, t.token);
+      if (!go_on) {
+        out.finish = FinishReason::Stop;
+      } else if (s.generated < rs.max_new) {
+        return;
+      } else {
+        out.finish = FinishReason::Length;
+      }
     }
     finish(s);
+    if (*on_finish_) (*on_finish_)(s.request, s.sample, out.finish);
   }
 
   void finish(SequenceState& s) {
@@ -412,6 +429,9 @@ class LocalEngine final : public Engine {
   std::unique_ptr<Planner> planner_;
   EngineStats stats_;
 
+  // The callbacks of the generate() call in progress.
+  const TokenCallback* on_token_ = nullptr;
+  const FinishCallback* on_finish_ = nullptr;
   std::vector<RequestState> requests_;
   std::vector<SequenceState> seqs_;
   std::deque<size_t> pending_;
