@@ -304,10 +304,15 @@ BatchSummary run_batch(const RunBatchOptions& options, std::istream& input, std:
   std::vector<Line> lines = read_lines(input, options);
   summary.requests = static_cast<int64_t>(lines.size());
 
+  CANOPY_CHECK(!options.random_weights || !options.tokenizer.empty(),
+               "--random-weights: the model config has no tokenizer; give one with --tokenizer");
   const Tokenizer tokenizer = Tokenizer::load(options.tokenizer.empty() ? options.model : options.tokenizer);
   EngineOptions engine_options;
   engine_options.model_path = options.model;
   engine_options.device = options.device;
+  engine_options.gpu_memory_utilization = options.gpu_memory_utilization;
+  engine_options.cuda_graphs = !options.no_cuda_graphs;
+  engine_options.random_weights = options.random_weights;
   engine_options.prefix_sharing = options.prefix_sharing;
   engine_options.threads = options.threads;
   engine_options.kv_cache_bytes = options.kv_cache_mib << 20;

@@ -36,6 +36,9 @@ struct RunBatchOptions {
   std::string tokenizer;      // empty: the model's
   std::string chat_template;  // a .jinja file; empty: the tokenizer folder's (if given), else the model's
   std::string device = "cpu";
+  double gpu_memory_utilization = 0.9;  // GPU: share of the device memory canopy may hold
+  bool no_cuda_graphs = false;          // GPU: every step op by op
+  bool random_weights = false;          // model is a config.json, weights random (needs tokenizer)
   bool prefix_sharing = true;
   int threads = 0;            // CPU threads (0: every core)
   int64_t kv_cache_mib = 0;   // 0: the device's default

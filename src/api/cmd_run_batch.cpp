@@ -63,7 +63,7 @@ void add_run_batch_options(CLI::App& cmd, RunBatchArgs& a) {
   cmd.add_option("--tokenizer", o.tokenizer, "Tokenizer folder or file (default: the model's)");
   cmd.add_option("--chat-template", o.chat_template,
                  "Chat template .jinja file (default: the tokenizer folder's, else the model's)");
-  cmd.add_option("--device", o.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  add_device_options(cmd, o.device, o.gpu_memory_utilization, o.no_cuda_graphs, o.random_weights);
   cmd.add_flag("--no-prefix-sharing", [&o](int64_t) { o.prefix_sharing = false; },
                "Every sequence prefills and reads its own copy of its prompt (the baseline)");
   cmd.add_option("--chat-max-tokens", o.chat_max_tokens, "max_tokens of chat requests that set none")

@@ -21,6 +21,8 @@ struct DeviceArgs {
   bool random_weights = false;
 };
 void add_device_options(CLI::App& cmd, DeviceArgs& args);
+void add_device_options(CLI::App& cmd, std::string& device, double& gpu_memory_utilization, bool& no_cuda_graphs,
+                        bool& random_weights);
 void apply_device_args(const DeviceArgs& args, EngineOptions& options);
 
 void add_info_command(CLI::App& app, int& exit_code);
