@@ -97,6 +97,7 @@ class LlamaModel {
   bool graphs_disabled_ = false;
   int64_t graph_id_ = 0;  // distinguishes this model's graphs from others' on the same backend
   StepGraphStats graph_stats_;
+  bool graphs_warmed_up_ = false;  // the first graph-eligible step ran eagerly
 };
 
 }  // namespace canopy

@@ -38,6 +38,12 @@ bool LlamaModel::forward_graphed(const StepInput& step, KvCache& cache) {
   if (Tb > std::min<int64_t>(capacity_.max_graph_tokens, capacity_.max_tokens)) return false;
   const int64_t Rb = std::min<int64_t>(Tb, capacity_.max_logit_rows);
   if (R > Rb) return false;
+  // The first step runs eagerly: backends size the buffers they grow on first use (which a
+  // capture cannot allocate) before anything is recorded.
+  if (!graphs_warmed_up_) {
+    graphs_warmed_up_ = true;
+    return false;
+  }
   const AttentionPlan& plan = *step.plan;
   CANOPY_ASSERT(plan.num_tokens == T && static_cast<int64_t>(plan.q_positions.size()) == T &&
                 static_cast<int64_t>(plan.merge_offsets.size()) == T + 1 &&

@@ -150,12 +150,12 @@ TEST(StepGraphs, PaddedReplaysGiveTheSameLogitsAsPlainSteps) {
     return t;
   };
   std::vector<std::vector<StepRunner::Chunk>> steps;
-  steps.push_back({{0, random_tokens(7)}});                         // T = 7: bucket 8, captured
+  steps.push_back({{0, random_tokens(7)}});                         // T = 7: the first step, eager
   steps.push_back({{0, random_tokens(1)}});                         // bucket 1, captured
   steps.push_back({{0, random_tokens(1)}});                         // bucket 1, replayed
-  steps.push_back({{1, random_tokens(5)}, {0, random_tokens(1)}});  // bucket 8, replayed
+  steps.push_back({{1, random_tokens(5)}, {0, random_tokens(1)}});  // bucket 8, captured
   steps.push_back({{0, random_tokens(1)}, {1, random_tokens(1)}});  // bucket 2
-  steps.push_back({{2, random_tokens(3)}, {0, random_tokens(1)}, {1, random_tokens(1)}});  // bucket 8
+  steps.push_back({{2, random_tokens(3)}, {0, random_tokens(1)}, {1, random_tokens(1)}});  // bucket 8, replayed
   steps.push_back({{0, random_tokens(1)}, {1, random_tokens(1)}, {2, random_tokens(1)}});  // bucket 4
   steps.push_back({{3, random_tokens(40)}});                        // T = 40: bucket 64, captured
   steps.push_back({{0, random_tokens(1)}, {1, random_tokens(1)}, {2, random_tokens(1)}});  // bucket 4 again
@@ -165,9 +165,9 @@ TEST(StepGraphs, PaddedReplaysGiveTheSameLogitsAsPlainSteps) {
     ASSERT_EQ(la.size(), lb.size());
     for (size_t r = 0; r < la.size(); ++r) ASSERT_EQ(la[r], lb[r]) << "step " << s << " row " << r;
   }
-  EXPECT_EQ(graphed->graph_stats().eager_steps, 0);
-  EXPECT_EQ(graphed->graph_stats().captures, 5);  // buckets 8, 1, 2, 4, 64
-  EXPECT_EQ(graphed->graph_stats().replays, 4);
+  EXPECT_EQ(graphed->graph_stats().eager_steps, 1);
+  EXPECT_EQ(graphed->graph_stats().captures, 5);  // buckets 1, 8, 2, 4, 64
+  EXPECT_EQ(graphed->graph_stats().replays, 3);
   EXPECT_EQ(recording.captures, 5);
   EXPECT_EQ(plain->graph_stats().eager_steps, static_cast<int64_t>(steps.size()));
 }
@@ -180,7 +180,10 @@ TEST(StepGraphs, LargeStepsRunEagerlyAndANewCacheStartsOver) {
   runner.step({{0, std::vector<int32_t>(12, 5)}});  // 12 tokens: bucket 16 > 8, eager
   EXPECT_EQ(model->graph_stats().eager_steps, 1);
   EXPECT_EQ(model->graph_stats().captures, 0);
-  runner.step({{1, {1, 2, 3}}});  // bucket 4
+  runner.step({{1, {1, 2, 3}}});  // bucket 4, but the first step that could be graphed: eager
+  EXPECT_EQ(model->graph_stats().eager_steps, 2);
+  EXPECT_EQ(model->graph_stats().captures, 0);
+  runner.step({{1, {4}}});  // bucket 1: captured
   EXPECT_EQ(model->graph_stats().captures, 1);
   StepRunner other(*model, 2, 64);  // another cache: the graphs recorded for the first are dropped
   other.step({{0, {1, 2, 3}}});
