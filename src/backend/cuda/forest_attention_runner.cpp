@@ -1,0 +1,129 @@
+#include "forest_attention_runner.h"
+
+namespace canopy::cuda {
+
+ForestLaunchOptions forest_options_for_current_device(int head_dim) {
+  CANOPY_CHECK(kernels::forest_head_dim_supported(head_dim), "GPU attention: head_dim {} is not supported (64 or 128)",
+               head_dim);
+  ForestLaunchOptions o;
+  int device = 0;
+  CANOPY_CUDA_CHECK(cudaGetDevice(&device));
+  CANOPY_CUDA_CHECK(cudaDeviceGetAttribute(&o.num_sms, cudaDevAttrMultiProcessorCount, device));
+  kernels::ForestKernelInfo info;
+  CANOPY_CUDA_CHECK(kernels::forest_kernel_info(head_dim, &info));
+  CANOPY_CHECK(info.ctas_per_sm >= 1, "GPU attention: the kernel for head_dim {} does not fit on this GPU", head_dim);
+  o.ctas_per_sm = info.ctas_per_sm;
+  // The cost model's rates are shares of one SM; keep their ratio, scale to this GPU's SM count.
+  o.sm_bytes_per_ns = 3.0e12 / o.num_sms / 1e9;
+  o.sm_flops_per_ns = 4.0e14 / o.num_sms / 1e9;
+  return o;
+}
+
+ForestAttention::ForestAttention(const AttentionShape& shape, const KvLayout& layout,
+                                 const ForestLaunchOptions& options)
+    : shape_(shape), layout_(layout), options_(options) {
+  CANOPY_CHECK(kernels::forest_head_dim_supported(shape.head_dim),
+               "GPU attention: head_dim {} is not supported (64 or 128)", shape.head_dim);
+}
+
+ForestAttention::ForestAttention(const AttentionShape& shape, const KvLayout& layout)
+    : ForestAttention(shape, layout, forest_options_for_current_device(shape.head_dim)) {}
+
+void ForestAttention::prepare(const AttentionPlan& plan, cudaStream_t stream) {
+  launch_plan_ = build_forest_launch_plan(plan, shape_, layout_, options_);
+  const ForestLaunchPlan& lp = launch_plan_;
+  units_.upload(lp.units, stream);
+  cta_offsets_.upload(lp.cta_offsets, stream);
+  kv_pages_.upload(plan.kv_pages, stream);
+  q_tokens_.upload(lp.q_tokens, stream);
+  q_positions_.upload(plan.q_positions, stream);
+  merge_offsets_.upload(lp.merge_offsets, stream);
+  merge_slots_.upload(lp.merge_slots, stream);
+  const size_t rows = static_cast<size_t>(lp.num_slots) * static_cast<size_t>(shape_.num_q_heads);
+  partial_o_.reserve(rows * static_cast<size_t>(shape_.head_dim));
+  partial_lse_.reserve(rows);
+  const size_t counters = static_cast<size_t>(lp.num_tokens) * static_cast<size_t>(shape_.num_kv_heads);
+  if (counters_.reserve(counters)) reset_counters(stream);
+  // Pageable sources: make sure the copies are done before the host vectors change.
+  CANOPY_CUDA_CHECK(cudaStreamSynchronize(stream));
+  prepared_ = true;
+}
+
+void ForestAttention::reset_counters(cudaStream_t stream) {
+  if (counters_.capacity() > 0)
+    CANOPY_CUDA_CHECK(cudaMemsetAsync(counters_.data(), 0, counters_.capacity() * sizeof(int32_t), stream));
+}
+
+void ForestAttention::poison_workspace(cudaStream_t stream) {
+  if (partial_o_.capacity() > 0)
+    CANOPY_CUDA_CHECK(cudaMemsetAsync(partial_o_.data(), 0xff, partial_o_.capacity() * sizeof(float), stream));
+  if (partial_lse_.capacity() > 0)
+    CANOPY_CUDA_CHECK(cudaMemsetAsync(partial_lse_.data(), 0xff, partial_lse_.capacity() * sizeof(float), stream));
+}
+
+std::vector<int32_t> ForestAttention::counters_snapshot() const {
+  return counters_.download(static_cast<size_t>(launch_plan_.num_tokens) * static_cast<size_t>(shape_.num_kv_heads));
+}
+
+kernels::ForestAttentionParams ForestAttention::launch_params(const uint16_t* q, const uint16_t* k_cache,
+                                                              const uint16_t* v_cache, uint16_t* out, float* lse_out,
+                                                              kernels::ForestOutputMode mode) {
+  CANOPY_ASSERT(prepared_);
+  const ForestLaunchPlan& lp = launch_plan_;
+  kernels::ForestAttentionParams p;
+  p.q = q;
+  p.k_cache = k_cache;
+  p.v_cache = v_cache;
+  p.kv_pages = kv_pages_.data();
+  p.q_tokens = q_tokens_.data();
+  p.q_positions = q_positions_.data();
+  p.units = units_.data();
+  p.cta_offsets = cta_offsets_.data();
+  p.num_ctas = static_cast<int32_t>(lp.cta_offsets.size()) - 1;
+  p.merge_offsets = merge_offsets_.data();
+  p.merge_slots = merge_slots_.data();
+  p.partial_o = partial_o_.data();
+  p.partial_lse = partial_lse_.data();
+  p.out = out;
+  p.lse_out = lse_out;
+  p.counters = counters_.data();
+  p.num_units = static_cast<int32_t>(lp.units.size());
+  p.num_tokens = lp.num_tokens;
+  p.num_q_heads = shape_.num_q_heads;
+  p.num_kv_heads = shape_.num_kv_heads;
+  p.head_dim = shape_.head_dim;
+  p.block_size = layout_.block_size;
+  p.scale_log2 = shape_.scale * 1.4426950408889634f;
+  p.mode = mode;
+  return p;
+}
+
+void ForestAttention::update_graph_node(cudaGraphExec_t exec, cudaGraphNode_t node, const uint16_t* q,
+                                        const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out,
+                                        float* lse_out) {
+  const kernels::ForestAttentionParams p =
+      launch_params(q, k_cache, v_cache, out, lse_out, kernels::ForestOutputMode::kFusedMerge);
+  CANOPY_CUDA_CHECK(kernels::update_forest_attention_node(exec, node, p));
+}
+
+void ForestAttention::run(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out,
+                          float* lse_out, cudaStream_t stream, kernels::ForestOutputMode mode) {
+  const ForestLaunchPlan& lp = launch_plan_;
+  const kernels::ForestAttentionParams p = launch_params(q, k_cache, v_cache, out, lse_out, mode);
+  CANOPY_CUDA_CHECK(kernels::launch_forest_attention(p, stream));
+  if (mode == kernels::ForestOutputMode::kPartials) {
+    kernels::MergePartialsParams m;
+    m.partial_o = partial_o_.data();
+    m.partial_lse = partial_lse_.data();
+    m.merge_offsets = merge_offsets_.data();
+    m.merge_slots = merge_slots_.data();
+    m.out = out;
+    m.lse_out = lse_out;
+    m.num_tokens = lp.num_tokens;
+    m.num_q_heads = shape_.num_q_heads;
+    m.head_dim = shape_.head_dim;
+    CANOPY_CUDA_CHECK(kernels::launch_merge_partials(m, stream));
+  }
+}
+
+}  // namespace canopy::cuda

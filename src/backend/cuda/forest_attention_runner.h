@@ -1,0 +1,73 @@
+// Runs attention plans on the GPU with the fused forest kernel: the backend's entry point.
+//
+//   ForestAttention attn(shape, layout);          // once per model (buffers grow as needed)
+//   attn.prepare(plan, stream);                    // once per step: launch plan -> device
+//   attn.run(q, k_cache, v_cache, out, lse, stream);  // per layer
+//
+// Pointers are device pointers: q bf16 [T, Hq, D], caches bf16 in KvLayout order, out bf16
+// [T, Hq, D], lse f32 [T, Hq] (optional, base 2). prepare() copies from pageable host memory,
+// so it synchronizes with the host; run() is asynchronous and may be captured in a CUDA graph
+// (every launch leaves the merge counters at zero).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "attention/plan.h"
+#include "cuda_util.h"
+#include "forest_attention.h"
+#include "forest_launch_plan.h"
+#include "kv/kv_layout.h"
+
+namespace canopy::cuda {
+
+// Options from the current device (SM count, occupancy of the kernel for this head_dim).
+ForestLaunchOptions forest_options_for_current_device(int head_dim);
+
+class ForestAttention {
+ public:
+  ForestAttention(const AttentionShape& shape, const KvLayout& layout, const ForestLaunchOptions& options);
+  ForestAttention(const AttentionShape& shape, const KvLayout& layout);  // options for the current device
+
+  void prepare(const AttentionPlan& plan, cudaStream_t stream);
+
+  // kFusedMerge: one launch. kPartials: the attention launch writes every partial, then the merge
+  // kernel runs (the partials stay readable through partial_o()/partial_lse()).
+  void run(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out, float* lse_out,
+           cudaStream_t stream, kernels::ForestOutputMode mode = kernels::ForestOutputMode::kFusedMerge);
+
+  // Zeroes the merge counters (needed only after a launch was aborted).
+  void reset_counters(cudaStream_t stream);
+
+  // The parameters run() launches the attention kernel with, for the current plan.
+  kernels::ForestAttentionParams launch_params(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache,
+                                               uint16_t* out, float* lse_out, kernels::ForestOutputMode mode);
+  // CUDA graphs: re-points the kernel node that run() added to a captured graph (kFusedMerge mode:
+  // one launch) in the instantiated `exec` at the current plan (prepare() done) and these buffers.
+  void update_graph_node(cudaGraphExec_t exec, cudaGraphNode_t node, const uint16_t* q, const uint16_t* k_cache,
+                         const uint16_t* v_cache, uint16_t* out, float* lse_out);
+
+  // Debug aids for tests: fill the partials with a byte pattern (0xff: NaN) to catch unwritten
+  // slots; read the merge counters back (all zero between launches).
+  void poison_workspace(cudaStream_t stream);
+  std::vector<int32_t> counters_snapshot() const;
+
+  const ForestLaunchPlan& launch_plan() const { return launch_plan_; }
+  const ForestLaunchOptions& options() const { return options_; }
+  ForestLaunchOptions& options() { return options_; }
+  const float* partial_o() const { return partial_o_.data(); }      // [launch_plan().num_slots, Hq, D]
+  const float* partial_lse() const { return partial_lse_.data(); }  // [launch_plan().num_slots, Hq]
+
+ private:
+  AttentionShape shape_;
+  KvLayout layout_;
+  ForestLaunchOptions options_;
+  ForestLaunchPlan launch_plan_;
+  bool prepared_ = false;
+  DeviceBuffer<kernels::ForestUnit> units_;
+  DeviceBuffer<int32_t> cta_offsets_, kv_pages_, q_tokens_, q_positions_, merge_offsets_, merge_slots_, counters_;
+  DeviceBuffer<float> partial_o_, partial_lse_;
+};
+
+}  // namespace canopy::cuda

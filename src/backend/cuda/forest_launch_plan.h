@@ -1,0 +1,69 @@
+// The GPU launch plan of one attention plan: the host turns the planner's items
+// (attention/plan.h) into the units of the fused forest kernel (kernels/forest_attention.h).
+//
+// What it adds to the AttentionPlan:
+//   - units: (item, KV head, tile of query tokens, key range). Items whose rows (queries x GQA
+//     group) fit 16 become one narrow unit per KV head; wider items are cut into tiles of whole
+//     tokens of at most 128 rows. Causal items get each tile's key range clamped to the last key
+//     its latest query sees, and the offset from which masking starts.
+//   - split-KV: a unit much longer than the launch's average share of work is cut into pieces of
+//     whole 64-key tiles (>= min_split_keys) so that every SM has work; each extra piece writes
+//     its own partial slots (numbered after the plan's), merged like the plan's.
+//   - tokens that no item covers get one empty unit (and a q_tokens entry), so that they are
+//     written (O = 0, LSE = -inf) like every other token.
+//   - CTAs: a wide unit takes a CTA; narrow units go four to a CTA (one per warp), longest first
+//     (similar costs side by side).
+//   - order: a replay of the GPU's CTA dispatch with predicted times decides the launch order, so
+//     that each SM keeps about one wide CTA (tensor cores: a shared node) beside narrow ones
+//     (streaming: leaves) for the whole launch, longest wide CTAs first (no long tail).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attention/plan.h"
+#include "forest_attention.h"
+#include "kv/kv_layout.h"
+
+namespace canopy::cuda {
+
+struct ForestLaunchOptions {
+  int num_sms = 132;
+  int ctas_per_sm = 2;
+  // Cost model of one SM running one unit (ordering and split decisions only).
+  double sm_bytes_per_ns = 3.0e12 / 132.0 / 1e9;    // DRAM bandwidth share
+  double sm_flops_per_ns = 4.0e14 / 132.0 / 1e9;    // mma.sync bf16 rate share
+  double unit_overhead_ns = 1500.0;                 // start-up latency of a unit
+  bool split_kv = true;
+  int min_split_keys = 256;  // never split into pieces shorter than this (a multiple of 64)
+};
+
+struct ForestLaunchPlan {
+  int32_t num_tokens = 0;
+  int32_t num_slots = 0;  // plan slots first, then the slots of split pieces and empty tokens
+  std::vector<kernels::ForestUnit> units;  // execution order, grouped by CTA
+  std::vector<int32_t> cta_offsets;        // [num CTAs + 1]: a wide unit, or up to 4 narrow units
+  std::vector<int32_t> q_tokens;           // the plan's, then one entry per token no item covers
+  std::vector<int32_t> merge_offsets;      // [num_tokens + 1]
+  std::vector<int32_t> merge_slots;        // every slot of token t: merge_slots[off[t] .. off[t+1])
+
+  // Statistics (tests, benchmarks).
+  int32_t wide_units = 0;
+  int32_t narrow_units = 0;
+  int32_t split_items = 0;       // items cut into more than one key range
+  double total_cost_ns = 0.0;          // sum of the units' predicted single-SM costs
+  double wide_cost_ns = 0.0;           // the part of it in wide units
+  double predicted_makespan_ns = 0.0;  // end of the replayed dispatch (a model, not a promise)
+  std::string summary() const;
+};
+
+// Throws canopy::Error naming the defect when the plan, shape or layout cannot run on the GPU
+// kernels (unsupported head_dim or group, indices out of range, slots not merged exactly once).
+void validate_plan_for_gpu(const AttentionPlan& plan, const AttentionShape& shape, const KvLayout& layout);
+
+// Validates, then derives the units and merge lists.
+ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const AttentionShape& shape,
+                                          const KvLayout& layout, const ForestLaunchOptions& options = {});
+
+}  // namespace canopy::cuda
