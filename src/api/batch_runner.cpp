@@ -19,10 +19,7 @@
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
-#if __has_include("template/chat_template.h")
 #include "template/chat_template.h"
-#define CANOPY_RUN_BATCH_HAS_TEMPLATES 1
-#endif
 
 namespace canopy::cli {
 
@@ -142,7 +139,6 @@ class Preparer {
     }
   }
 
-#ifdef CANOPY_RUN_BATCH_HAS_TEMPLATES
   std::string render_chat(const OpenAiRequest& r) {
     const ChatTemplate& tmpl = chat_template();
     ChatRenderOptions render;
@@ -188,11 +184,6 @@ class Preparer {
 
   std::optional<ChatTemplate> template_;
   std::optional<std::string> template_error_;
-#else
-  std::string render_chat(const OpenAiRequest&) {
-    throw RequestError("unsupported_parameter", "/v1/chat/completions needs chat templates, which this build lacks");
-  }
-#endif
 
   const RunBatchOptions& options_;
   const Tokenizer& tokenizer_;

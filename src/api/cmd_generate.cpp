@@ -1,11 +1,15 @@
-// `canopy generate`: continue one prompt (n samples) with a model, on the command line.
+// `canopy generate`: continue prompts (n samples each) with a model, on the command line.
 //
-// The prompt is text (-p, tokenized with the model's own tokenizer) or token ids (--prompt-ids,
-// then the output is ids too). With n = 1 the text streams to stdout as it is generated; with
-// n > 1 each sample is printed after a "--- sample i ---" line. --verbose prints timing to stderr.
+// Prompts are text (-p, repeatable, tokenized with the model's own tokenizer; --chat renders each as
+// a user message with the model's chat template, after the --system message) or token ids
+// (--prompt-ids, then the output is ids too). All prompts run as one batch, so common prefixes are
+// prefilled and attended once. One prompt with n = 1 streams to stdout as it is generated;
+// otherwise each sample is printed after a "--- sample i ---" (or "--- prompt p, sample i ---")
+// line. --verbose prints token counts and timing to stderr.
 #include <fmt/format.h>
 
 #include <charconv>
+#include <nlohmann/json.hpp>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -15,17 +19,16 @@
 #include "canopy/engine.h"
 #include "core/error.h"
 
-#if __has_include("tokenizer/tokenizer.h")
+#include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
-#define CANOPY_GENERATE_HAS_TOKENIZER 1
-#endif
 
 namespace canopy::cli {
 namespace {
 
 struct GenerateArgs {
   std::string model;
-  std::string prompt;
+  std::vector<std::string> prompts;
+  std::string system;
   std::string prompt_ids;
   int32_t n = 1;
   int32_t max_tokens = 128;
@@ -70,8 +73,38 @@ std::string join_ids(const std::vector<int32_t>& ids) {
   return s;
 }
 
+// The token ids of every prompt: -p texts (tokenized, or rendered with the chat template first
+// under --chat) or one --prompt-ids list.
+std::vector<std::vector<int32_t>> prompt_ids_of(const GenerateArgs& a, const std::optional<Tokenizer>& tokenizer) {
+  std::vector<std::vector<int32_t>> prompts;
+  if (!tokenizer) {
+    prompts.push_back(parse_ids(a.prompt_ids));
+    return prompts;
+  }
+  std::optional<ChatTemplate> chat_template;
+  if (a.chat) {
+    chat_template = ChatTemplate::for_model(a.model);
+    CANOPY_CHECK(chat_template.has_value(), "--chat: the model '{}' has no chat template", a.model);
+  }
+  for (size_t i = 0; i < a.prompts.size(); ++i) {
+    std::vector<int32_t> ids;
+    if (chat_template) {
+      nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+      if (!a.system.empty()) messages.push_back({{"role", "system"}, {"content", a.system}});
+      messages.push_back({{"role", "user"}, {"content", a.prompts[i]}});
+      // The rendered prompt holds the template's special tokens already (BOS included).
+      ids = tokenizer->encode(chat_template->render(messages), /*add_special=*/false);
+    } else {
+      ids = tokenizer->encode(a.system + a.prompts[i], /*add_special=*/true);
+    }
+    CANOPY_CHECK(!ids.empty(), "prompt {} is empty after tokenization", i);
+    prompts.push_back(std::move(ids));
+  }
+  return prompts;
+}
+
 void run_generate(const GenerateArgs& a) {
-  CANOPY_CHECK(a.prompt.empty() != a.prompt_ids.empty(), "give exactly one of -p TEXT and --prompt-ids IDS");
+  CANOPY_CHECK(a.prompts.empty() != a.prompt_ids.empty(), "give exactly one of -p TEXT (repeatable) and --prompt-ids IDS");
   CANOPY_CHECK(a.kv_cache_mib >= 0 && a.kv_cache_mib <= (int64_t{1} << 30), "--kv-cache-mib {} is out of range",
                a.kv_cache_mib);
   SamplingParams params;
@@ -84,22 +117,13 @@ void run_generate(const GenerateArgs& a) {
   params.ignore_eos = a.ignore_eos;
   validate_sampling_params(params);  // before the model loads: flag errors come first
 
-  const bool text_mode = !a.prompt.empty();
+  const bool text_mode = !a.prompts.empty();
   CANOPY_CHECK(!a.device_args.random_weights || !text_mode,
                "--random-weights: the model has no tokenizer; give the prompt as --prompt-ids");
-  CANOPY_CHECK(!a.chat, "--chat: chat templates are not available in this build yet (give the formatted prompt)");
-  std::vector<int32_t> prompt;
-#ifdef CANOPY_GENERATE_HAS_TOKENIZER
+  CANOPY_CHECK(text_mode || (!a.chat && a.system.empty()), "--chat and --system need text prompts (-p)");
   std::optional<Tokenizer> tokenizer;
-  if (text_mode) {
-    tokenizer = Tokenizer::load(a.model);
-    prompt = tokenizer->encode(a.prompt, /*add_special=*/true);
-    CANOPY_CHECK(!prompt.empty(), "the prompt is empty after tokenization");
-  }
-#else
-  CANOPY_CHECK(!text_mode, "-p TEXT needs the tokenizer, which this build does not have yet: use --prompt-ids");
-#endif
-  if (!text_mode) prompt = parse_ids(a.prompt_ids);
+  if (text_mode) tokenizer = Tokenizer::load(a.model);
+  const std::vector<std::vector<int32_t>> prompts = prompt_ids_of(a, tokenizer);
 
   EngineOptions options;
   options.model_path = a.model;
@@ -109,33 +133,39 @@ void run_generate(const GenerateArgs& a) {
   options.kv_cache_bytes = a.kv_cache_mib << 20;
   const auto engine = Engine::create(options);
 
+  // One prompt, one sample, text: stream it as it is generated.
   TokenCallback on_token;
-#ifdef CANOPY_GENERATE_HAS_TOKENIZER
   std::optional<StreamDecoder> stream;
-  if (text_mode && a.n == 1) {
-    stream.emplace(*tokenizer);
+  if (text_mode && a.n == 1 && prompts.size() == 1) {
+    stream.emplace(*tokenizer, /*skip_special=*/false, /*at_text_start=*/false);
     on_token = [&stream](size_t, int32_t, int32_t token) {
       const std::string piece = stream->push(token);
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
     };
   }
-#endif
-  const auto results = engine->generate({GenerateRequest{prompt, params}}, on_token);
-  const auto& samples = results.at(0).samples;
-  for (size_t i = 0; i < samples.size(); ++i) {
-    if (a.n > 1) fmt::print("--- sample {} ---\n", i);
-#ifdef CANOPY_GENERATE_HAS_TOKENIZER
-    if (text_mode) {
+  std::vector<GenerateRequest> requests;
+  for (const auto& ids : prompts) requests.push_back(GenerateRequest{ids, params});
+  const auto results = engine->generate(requests, on_token);
+  for (size_t p = 0; p < results.size(); ++p) {
+    const auto& samples = results[p].samples;
+    for (size_t i = 0; i < samples.size(); ++i) {
+      if (results.size() > 1) {
+        fmt::print("--- prompt {}, sample {} ---\n", p, i);
+      } else if (a.n > 1) {
+        fmt::print("--- sample {} ---\n", i);
+      }
       if (stream) {
         fmt::print("{}\n", stream->finish());
+      } else if (text_mode) {
+        StreamDecoder decoder(*tokenizer, /*skip_special=*/false, /*at_text_start=*/false);
+        std::string text;
+        for (int32_t t : samples[i].tokens) text += decoder.push(t);
+        fmt::print("{}{}\n", text, decoder.finish());
       } else {
-        fmt::print("{}\n", tokenizer->decode(samples[i].tokens));
+        fmt::print("{}\n", join_ids(samples[i].tokens));
       }
-      continue;
     }
-#endif
-    fmt::print("{}\n", join_ids(samples[i].tokens));
   }
   std::fflush(stdout);
   if (a.verbose) {
@@ -144,10 +174,11 @@ void run_generate(const GenerateArgs& a) {
     const double prefill_rate =
         s.prefill_seconds > 0 ? static_cast<double>(s.prefill_tokens_computed) / s.prefill_seconds : 0;
     fmt::print(stderr,
-               "canopy: {} | device {} | prompt {} tokens | generated {} tokens in {} steps | prefill {:.1f} tok/s "
-               "({} tokens computed, {:.3f} s) | decode {:.1f} tok/s ({:.3f} s)\n",
-               engine->model_info().summary, a.device_args.device, prompt.size(), s.generated_tokens, s.steps, prefill_rate,
-               s.prefill_tokens_computed, s.prefill_seconds, decode_rate, s.decode_seconds);
+               "canopy: {} | device {} | {} prompt(s) x {} sample(s): {} prompt tokens, {} prefilled | generated {} "
+               "tokens in {} steps | prefill {:.1f} tok/s ({:.3f} s) | decode {:.1f} tok/s ({:.3f} s)\n",
+               engine->model_info().summary, a.device_args.device, prompts.size(), a.n, s.prompt_tokens,
+               s.prefill_tokens_computed, s.generated_tokens, s.steps, prefill_rate, s.prefill_seconds, decode_rate,
+               s.decode_seconds);
   }
 }
 
@@ -155,9 +186,12 @@ void run_generate(const GenerateArgs& a) {
 
 void add_generate_command(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<GenerateArgs>();
-  auto* cmd = app.add_subcommand("generate", "Generate continuations of one prompt");
+  auto* cmd = app.add_subcommand("generate", "Generate continuations of prompts (n samples each)");
   cmd->add_option("-m,--model", args->model, "Hugging Face model folder or .gguf file")->required();
-  cmd->add_option("-p,--prompt", args->prompt, "Prompt text");
+  cmd->add_option("-p,--prompt", args->prompts,
+                  "Prompt text; repeat for several prompts (they run as one batch, sharing common prefixes)");
+  cmd->add_option("--system", args->system,
+                  "A system prompt shared by every prompt (a system message with --chat, else prepended text)");
   cmd->add_option("--prompt-ids", args->prompt_ids, "Prompt as token ids, e.g. \"1 2 3\" (prints ids)");
   cmd->add_option("-n", args->n, "Samples of the prompt")->check(CLI::Range(1, 65536));
   cmd->add_option("--max-tokens", args->max_tokens, "Tokens to generate per sample at most")

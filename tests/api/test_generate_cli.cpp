@@ -89,5 +89,25 @@ TEST(GenerateCli, PrintsTheGreedyContinuation) {
   EXPECT_EQ(out, expected + "\n");
 }
 
+// Several chat prompts under one system prompt, on the real model: one batch, each answered.
+TEST(GenerateCli, SeveralChatPromptsShareASystemPrompt) {
+  EXPECT_NE(run({"-m", kTiny, "--prompt-ids", "1 2", "--chat"}).find("need text prompts"), std::string::npos);
+  const std::string model = testing::default_model_path();
+  if (model.empty()) GTEST_SKIP() << "SmolLM2 not fetched: run scripts/fetch_model.sh";
+  ::testing::internal::CaptureStdout();
+  const std::string error =
+      run({"-m", model, "--chat", "--system", "You are a geography expert. Answer in one sentence.", "-p",
+           "What is the capital of France?", "-p", "What is the capital of Japan?", "--temperature", "0",
+           "--max-tokens", "16", "--threads", "1"});
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(error, "");
+  const size_t first = out.find("--- prompt 0, sample 0 ---\n");
+  const size_t second = out.find("--- prompt 1, sample 0 ---\n");
+  ASSERT_NE(first, std::string::npos) << out;
+  ASSERT_NE(second, std::string::npos) << out;
+  EXPECT_NE(out.substr(first, second - first).find("Paris"), std::string::npos) << out;
+  EXPECT_NE(out.substr(second).find("Tokyo"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace canopy

@@ -88,11 +88,6 @@ std::string direct_greedy_text(const std::vector<int32_t>& prompt, int32_t max_t
   return Tokenizer::load(kTokenizer).decode(tokens, /*skip_special=*/true);
 }
 
-#if __has_include("template/chat_template.h")
-constexpr bool kHaveTemplates = true;
-#else
-constexpr bool kHaveTemplates = false;
-#endif
 
 TEST(RunBatch, MixedFileGivesOneResultPerLineInOrder) {
   std::string too_long = "[1";
@@ -135,7 +130,7 @@ TEST(RunBatch, MixedFileGivesOneResultPerLineInOrder) {
                                           "duplicate_custom_id",
                                           "context_length_exceeded",
                                           "invalid_request",
-                                          kHaveTemplates ? "ok" : "unsupported_parameter",
+                                          "ok",
                                           "kv_cache_exceeded",
                                           "ok"};
   const std::vector<Json> custom_ids = {"first", "line-2", nullptr, "emb",     "line-6", "range",
@@ -189,19 +184,17 @@ TEST(RunBatch, MixedFileGivesOneResultPerLineInOrder) {
   EXPECT_EQ(lp["text_offset"][0], 0);
   for (const auto& v : lp["token_logprobs"]) EXPECT_LE(v.get<double>(), 0.0);
 
-  if (kHaveTemplates) {
-    const Json& chat = r.results[9]["response"]["body"];
-    EXPECT_EQ(chat["object"], "chat.completion");
-    EXPECT_EQ(chat["id"], "chatcmpl-11");
-    EXPECT_EQ(chat["choices"][0]["message"]["role"], "assistant");
-    EXPECT_TRUE(chat["choices"][0]["message"]["content"].is_string());
-    // "<s>user\nWhat is the capital of France?</s>\n<s>assistant\n": 19 tokens (tools/make_batch_fixtures.py).
-    EXPECT_EQ(chat["usage"]["prompt_tokens"], 19);
-  }
+  const Json& chat = r.results[9]["response"]["body"];
+  EXPECT_EQ(chat["object"], "chat.completion");
+  EXPECT_EQ(chat["id"], "chatcmpl-11");
+  EXPECT_EQ(chat["choices"][0]["message"]["role"], "assistant");
+  EXPECT_TRUE(chat["choices"][0]["message"]["content"].is_string());
+  // "<s>user\nWhat is the capital of France?</s>\n<s>assistant\n": 19 tokens (tools/make_batch_fixtures.py).
+  EXPECT_EQ(chat["usage"]["prompt_tokens"], 19);
 
   // The summary counts every line and the engine's work.
   const Json& s = r.summary;
-  const int64_t ok = kHaveTemplates ? 4 : 3;
+  const int64_t ok = 4;
   EXPECT_EQ(s["requests"], 12);
   EXPECT_EQ(s["succeeded"], ok);
   EXPECT_EQ(s["failed"], 12 - ok);
@@ -338,7 +331,6 @@ TEST(RunBatch, WholeRunFailuresAreErrors) {
   EXPECT_EQ(message({"-m", kModel, "-o", "-"}).rfind("parse: ", 0), 0u);  // -i is required
 }
 
-#if __has_include("template/chat_template.h")
 TEST(RunBatch, ChatTemplatesComeFromTheTokenizerFolderOrAFile) {
   const std::string chat_line =
       R"({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "temperature": 0, "ignore_eos": true})"
@@ -366,29 +358,25 @@ TEST(RunBatch, ChatTemplatesComeFromTheTokenizerFolderOrAFile) {
   EXPECT_EQ(code_of(r.results.at(0)), "template_error");
   EXPECT_NE(r.results[0]["error"]["message"].get<std::string>().find("only one message, please"), std::string::npos);
 }
-#endif
 
-// The real model: a completion with a stop string and (with chat templates) a chat question, greedy.
+// The real model: a completion with a stop string and a chat question, greedy.
 TEST(RunBatch, SmolLM2AnswersGreedily) {
   const std::string model = testing::default_model_path();
   if (model.empty()) GTEST_SKIP() << "SmolLM2 not fetched: run scripts/fetch_model.sh";
   std::string input = R"({"prompt": "The capital of France is", "max_tokens": 6, "temperature": 0, "stop": "."})"
                       "\n";
-  if (kHaveTemplates)
-    input +=
-        R"({"custom_id": "q", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": [{"role": "system", "content": "Answer in one short sentence."}, {"role": "user", "content": "What is the capital of France?"}], "max_tokens": 16, "temperature": 0}})"
+  input +=
+      R"({"custom_id": "q", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": [{"role": "system", "content": "Answer in one short sentence."}, {"role": "user", "content": "What is the capital of France?"}], "max_tokens": 16, "temperature": 0}})"
         "\n";
   const BatchRun r = run(input, {"-m", model, "-i", "-", "-o", "-", "-q"});
-  ASSERT_EQ(r.results.size(), kHaveTemplates ? 2u : 1u);
+  ASSERT_EQ(r.results.size(), 2u);
   ASSERT_EQ(code_of(r.results[0]), "ok") << r.results[0].dump();
   EXPECT_EQ(text_of(r.results[0]), " Paris");
   EXPECT_EQ(finish_of(r.results[0]), "stop");
   EXPECT_EQ(r.results[0]["response"]["body"]["model"], "SmolLM2-135M-Instruct.Q4_1");
-  if (kHaveTemplates) {
-    ASSERT_EQ(code_of(r.results[1]), "ok") << r.results[1].dump();
-    EXPECT_NE(text_of(r.results[1]).find("Paris"), std::string::npos) << text_of(r.results[1]);
-    EXPECT_EQ(finish_of(r.results[1]), "stop");  // the model ends its turn
-  }
+  ASSERT_EQ(code_of(r.results[1]), "ok") << r.results[1].dump();
+  EXPECT_NE(text_of(r.results[1]).find("Paris"), std::string::npos) << text_of(r.results[1]);
+  EXPECT_EQ(finish_of(r.results[1]), "stop");  // the model ends its turn
 }
 
 }  // namespace
