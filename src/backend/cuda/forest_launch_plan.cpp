@@ -154,12 +154,15 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
                         options.dram_bytes_per_ns > 0 && options.wide_pieces_per_cta > 0));
 
   // v2 model (one persistent CTA per SM). A wide unit occupies a tensor CTA for its wgmma time
-  // (rows rounded up to the consumer warpgroups' 64); a leaf occupies one of the 8 leaf warps of a
-  // CTA for its bytes at an eighth of the CTA's streaming rate.
-  auto wide_ns_v2 = [&](int32_t q_count, int64_t keys) {
+  // (rows rounded up to the consumer warpgroups' 64) or for streaming its share of the node's KV
+  // (the row tiles of a node read it from DRAM once, then from L2), whichever is longer; a leaf
+  // occupies one of the 8 leaf warps of a CTA for its bytes at an eighth of the CTA's streaming rate.
+  auto wide_ns_v2 = [&](int32_t q_count, int64_t keys, int64_t tiles_sharing = 1) {
     const double rows = static_cast<double>(ceil_div(static_cast<int64_t>(q_count) * g, 64) * 64);
     const double tiles_keys = static_cast<double>(std::max<int64_t>(1, ceil_div(keys, kTileKeys)) * kTileKeys);
-    return 4.0 * rows * tiles_keys * D / options.wgmma_sm_flops_per_ns + options.unit_overhead_ns;
+    const double flop_ns = 4.0 * rows * tiles_keys * D / options.wgmma_sm_flops_per_ns;
+    const double mem_ns = tiles_keys * D * 4.0 / static_cast<double>(tiles_sharing) / options.wide_sm_bytes_per_ns;
+    return std::max(flop_ns, mem_ns) + options.unit_overhead_ns;
   };
   auto leaf_bytes = [&](int64_t keys) { return static_cast<double>(std::max<int64_t>(keys, 16)) * D * 4.0; };
   auto leaf_warp_ns = [&](int64_t keys) {
@@ -171,6 +174,7 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
   double total = 0.0;
   double wide_sm_ns = 0.0;    // v2: the wide units' time on one tensor CTA, summed
   double leaf_sm_ns = 0.0;    // v2: the leaves' time on one leaf CTA (8 warps), summed
+  double dram_bytes = 0.0;    // v2: every node's KV once
   for (const AttentionItem& it : plan.items) {
     if (it.q_count == 0) continue;
     const int tpu = tokens_per_unit(it);
@@ -181,9 +185,10 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
       if (narrow) {
         leaf_sm_ns += Hkv * leaf_warp_ns(it.kv_len) / 8.0;
       } else {
-        wide_sm_ns += Hkv * wide_ns_v2(std::min(tpu, it.q_count - j0), it.kv_len);
+        wide_sm_ns += Hkv * wide_ns_v2(std::min(tpu, it.q_count - j0), it.kv_len, tiles);
       }
     }
+    dram_bytes += static_cast<double>(Hkv) * it.kv_len * D * 4.0;
   }
   const double target = total / (static_cast<double>(options.num_sms) * options.ctas_per_sm);
 
@@ -197,12 +202,13 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
     const double leaf_bytes_eff = leaf_sm_ns * options.leaf_sm_bytes_per_ns;  // the leaves as bytes at the SM rate
     auto rate = [&](int k) { return std::min(options.dram_bytes_per_ns, k * options.leaf_sm_bytes_per_ns); };
     auto model = [&](int nt) {
+      const double dram_ns = dram_bytes / options.dram_bytes_per_ns;  // every byte once, at full bandwidth
       const double t1 = nt > 0 ? wide_sm_ns / nt : 0.0;
-      if (leaf_bytes_eff <= 0.0) return t1;
+      if (leaf_bytes_eff <= 0.0) return std::max(t1, dram_ns);
       const double r1 = rate(G - nt);
       const double b1 = t1 * r1;
-      if (r1 > 0.0 && b1 >= leaf_bytes_eff) return std::max(t1, leaf_bytes_eff / r1);
-      return t1 + (leaf_bytes_eff - b1) / rate(G);
+      if (r1 > 0.0 && b1 >= leaf_bytes_eff) return std::max({t1, leaf_bytes_eff / r1, dram_ns});
+      return std::max(t1 + (leaf_bytes_eff - b1) / rate(G), dram_ns);
     };
     if (wide_sm_ns <= 0.0) {
       tensor_ctas = 0;
@@ -249,7 +255,7 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
       } else if (narrow) {
         wanted = leaf_warp_ns(it.kv_len) / leaf_target_ns;
       } else {
-        wanted = wide_ns_v2(std::min(tpu, it.q_count), it.kv_len) / std::max(wide_target_ns, 1.0);
+        wanted = wide_ns_v2(std::min(tpu, it.q_count), it.kv_len, tiles) / std::max(wide_target_ns, 1.0);
       }
       const int64_t max_pieces = it.kv_len / options.min_split_keys;
       const int64_t pieces = std::min<int64_t>(max_pieces, static_cast<int64_t>(std::ceil(wanted)));
@@ -296,7 +302,8 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
         u.mask_from = mask_from;
         u.flags = narrow ? kernels::kUnitNarrow : 0;
         const int64_t keys = u.kv_end - u.kv_begin;
-        const double cost = !v2 ? unit_cost(count, keys, tiles) : narrow ? leaf_warp_ns(keys) : wide_ns_v2(count, keys);
+        const double cost =
+            !v2 ? unit_cost(count, keys, tiles) : narrow ? leaf_warp_ns(keys) : wide_ns_v2(count, keys, tiles);
         for (int h = 0; h < Hkv; ++h) {
           u.kv_head = h;
           const int64_t order = ((static_cast<int64_t>(n) * (num_pieces + 1) + piece) * Hkv + h) * (it.q_count + 1) + tile;

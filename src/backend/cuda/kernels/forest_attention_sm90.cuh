@@ -8,7 +8,7 @@
 // then leaves; the other CTAs take only leaves. So the tensor cores chew shared prefixes on some
 // SMs while the others stream leaves at full bandwidth, and the tensor CTAs join the leaves when
 // the shared nodes are done (the planner errs towards more tensor CTAs: they can always help with
-// leaves, while leaf CTAs never take wide units -- ptxas keeps the leaf code within 232 registers
+// leaves, while leaf CTAs never take wide units -- ptxas keeps the leaf code within its 224 registers
 // only when it follows the wgmma code in program order).
 //
 // Wide mode, per CTA: warp 8 produces (cp.async of each unit's Q rows and its K/V tiles into
@@ -62,7 +62,7 @@ __device__ __forceinline__ int unit_tiles(const ForestUnit& u, int tile_keys) {
 // rows at or past kv_end are zero-filled. Rows come in segments of kSeg rows; with one_block (the
 // caller knows each segment lies in one block) pages[s] is segment s's block and rows need no
 // lookup of their own. kUnroll: unrolled rows (the leaf warps, with registers to spare) or a
-// compact loop (the producer warp, which runs on 48 registers).
+// compact loop (the producer warp, which runs on 56 registers).
 template <int kD, int kRows, int kStep, int kSeg, bool kUnroll, typename Dst>
 __device__ __forceinline__ void copy_kv_rows(const ForestAttentionParams& p, const ForestUnit& u, int key0, int chunk,
                                              bool one_block, const int (&pages)[kRows / kSeg], Dst dst,
@@ -124,25 +124,34 @@ __device__ __forceinline__ void wide_producer(const ForestAttentionParams& p, ui
   int units = 0;    // ring entries published
   int tiles = 0;    // tiles issued (stage = tiles % kStages)
   int qloads = 0;   // Q buffers filled (buffer = qloads % 2)
-  // A tile whose copies this lane issued but has not yet waited for, fenced and signalled. It is
-  // signalled after the next tile is issued (two tiles in flight), and always before the warp
-  // blocks on anything but a stage's "empty" barrier (which the consumers release without it).
-  bool pending = false;
-  int pending_stage = 0;
-  int pending_q = -1;  // the Q buffer that travelled with the pending tile, or -1
-  auto signal_pending = [&] {
+  // Tiles whose copies this lane issued but has not yet waited for, fenced and signalled: up to
+  // kLag of them stay in flight (kLag + 1 tiles loading at once). Each is signalled once the copies
+  // issued after it are at most kLag - 1 groups, and all of them before the warp blocks on anything
+  // but a stage's "empty" barrier. Waiting for the stage of tile g needs the consumers to release
+  // tile g - kStages, which they do after issuing S of tile g - kStages + 1 (they look one tile
+  // ahead): that tile must not be pending, hence kLag <= kStages - 2.
+  constexpr int kLag = C::kStages - 2;
+  int pending = 0;          // tiles pending: the oldest is tile `tiles - pending`
+  uint32_t pending_q = 0;   // bit i: the i-th oldest pending tile carried its unit's Q (buffer in pending_qbuf)
+  uint32_t pending_qbuf = 0;
+  auto signal_oldest = [&] {  // its copies have landed (the caller waited)
+    const int g = tiles - pending;
     fence_proxy_async_shared();
-    mbar_arrive(ctrl + C::kBarFull + 8 * pending_stage);
-    if (pending_q >= 0) mbar_arrive(ctrl + C::kBarQFull + 8 * pending_q);
-    pending = false;
+    mbar_arrive(ctrl + C::kBarFull + 8 * (g % C::kStages));
+    if (pending_q & 1u) mbar_arrive(ctrl + C::kBarQFull + 8 * (pending_qbuf & 1u));
+    pending_q >>= 1;
+    pending_qbuf >>= 1;
+    --pending;
+  };
+  auto flush = [&] {
+    if (pending == 0) return;
+    cp_async_wait<0>();
+    while (pending > 0) signal_oldest();
   };
   int next = 0;
   if (lane == 0) next = take_work(p.work_state + 0, p.num_wide_units);
   for (;;) {
-    if (pending) {
-      cp_async_wait<0>();
-      signal_pending();
-    }
+    flush();
     // ---- the next unit (lane 0 takes them one ahead), published to the consumers
     int idx = __shfl_sync(0xffffffffu, next, 0);
     if (lane == 0) {
@@ -197,21 +206,20 @@ __device__ __forceinline__ void wide_producer(const ForestAttentionParams& p, ui
           [&](int i) { return kbase + static_cast<uint32_t>(sw128_offset(row0 + i, chunk, C::kTileKeys)); },
           C::kTileBytes);
       cp_async_commit();
-      if (t + 1 < n_tiles) lookup(t + 1);
-      if (pending) {  // the previous tile: landed? fence, signal
-        cp_async_wait<1>();
-        signal_pending();
+      if (t == 0) {
+        pending_q |= 1u << pending;
+        pending_qbuf |= static_cast<uint32_t>(qbuf) << pending;
       }
-      pending = true;
-      pending_stage = stage;
-      pending_q = t == 0 ? qbuf : -1;
+      ++pending;
       ++tiles;
+      if (t + 1 < n_tiles) lookup(t + 1);
+      if (pending > kLag) {  // the oldest tile: wait until at most kLag - 1 newer groups are in flight
+        cp_async_wait<kLag>();
+        signal_oldest();
+      }
     }
   }
-  if (pending) {
-    cp_async_wait<0>();
-    signal_pending();
-  }
+  flush();
 }
 
 // =============================================================================================

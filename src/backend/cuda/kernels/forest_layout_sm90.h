@@ -2,7 +2,7 @@
 // and the tests of its shared-memory layout. No CUDA types.
 //
 // One persistent CTA per SM, 384 threads = 3 warpgroups. Warpgroups 0 and 1 compute and run with
-// 232 registers per thread, warpgroup 2 only feeds them and runs with 48 (setmaxnreg; 384 threads
+// 224 registers per thread, warpgroup 2 only feeds them and runs with 56 (setmaxnreg; 384 threads
 // alone would cap every thread at 168, too few for 64 accumulators + 32 Q registers of a leaf).
 // A CTA is in one of two modes at a time:
 //
@@ -41,8 +41,8 @@ struct ForestConfigSm90 {
   static constexpr int kWarps = kThreads / 32;
   static constexpr int kConsumerThreads = 256;  // warps 0-7: two warpgroups
   static constexpr int kProducerWarp = 8;
-  static constexpr int kComputeRegs = 232;      // setmaxnreg: 2 x 128 x 232 + 128 x 48 = 65536
-  static constexpr int kFeederRegs = 48;
+  static constexpr int kComputeRegs = 224;      // setmaxnreg: 2 x 128 x compute + 128 x feeder <= 168 x 384
+  static constexpr int kFeederRegs = 56;
   static constexpr int kChunks = kD / 8;        // 16-byte chunks per row
   static constexpr int kRegions = kD / 64;      // 128-byte column blocks per row
 
@@ -108,7 +108,9 @@ struct ForestConfigSm90 {
                 "wgmma tiles start on 1024-byte boundaries");
   static_assert(kLeafWarpBytes % 1024 == 0, "leaf tiles stay 256-byte aligned (ldmatrix XOR addressing)");
   static_assert(kLeafWarps * 32 <= kConsumerThreads, "leaf warps are the computing warpgroups' warps");
-  static_assert(2 * 128 * kComputeRegs + 128 * kFeederRegs <= 65536, "register file");
+  // setmaxnreg moves registers within the CTA's launch allocation (168 x 384 = 64512 with
+  // __launch_bounds__(384, 1)), not the whole register file: more would block setmaxnreg.inc.
+  static_assert(2 * 128 * kComputeRegs + 128 * kFeederRegs <= 168 * kThreads, "registers of the launch");
 };
 
 // Byte offset of the 16-byte chunk `chunk` of row `row` in a 128-byte-swizzled tile of `rows`

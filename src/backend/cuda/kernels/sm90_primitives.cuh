@@ -48,12 +48,20 @@ __device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity) {
   return done != 0;
 }
 
-// Blocking wait with a watchdog: a wait that lasts ~ seconds is a protocol bug (a lost arrival);
-// trapping turns a hang of the whole GPU session into a launch error.
+__device__ __forceinline__ uint64_t global_timer_ns() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+  return t;
+}
+
+// Blocking wait with a watchdog: no wait in this kernel lasts anywhere near 0.2 s (a whole launch
+// takes milliseconds), so one that does is a protocol bug (a lost arrival); trapping turns a hang
+// of the GPU into a launch error within a fraction of a second.
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  uint32_t spins = 0;
+  if (mbar_try_wait(bar, parity)) return;
+  const uint64_t t0 = global_timer_ns();
   while (!mbar_try_wait(bar, parity)) {
-    if (++spins == (1u << 26)) __trap();
+    if (global_timer_ns() - t0 > 200000000ull) __trap();
   }
 }
 
