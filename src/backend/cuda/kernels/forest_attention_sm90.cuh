@@ -11,9 +11,9 @@
 // leaves, while leaf CTAs never take wide units -- ptxas keeps the leaf code within its 224 registers
 // only when it follows the wgmma code in program order).
 //
-// Wide mode, per CTA: warp 8 produces (cp.async of each unit's Q rows and its K/V tiles into
-// kStages stages; each lane waits for its own copies, fences them for the async proxy and arrives
-// on the stage's "full" mbarrier), warpgroups 0 and 1 consume 64 rows each: per 64-key
+// Wide mode, per CTA: warpgroup 2 produces (cp.async of each unit's Q rows and its K/V tiles into
+// kStages stages; each thread waits for its own copies, fences them for the async proxy and
+// arrives on the stage's "full" mbarrier), warpgroups 0 and 1 consume 64 rows each: per 64-key
 // tile S = Q K^T (wgmma, both operands in shared memory), mask, online softmax in registers,
 // O += P V (wgmma, P from registers); the stage is released on its "empty" mbarrier. The next
 // tile's S is issued together with this tile's P V, so the tensor core sees them back to back.
@@ -43,6 +43,7 @@
 namespace canopy::kernels {
 
 inline constexpr uint32_t kBarrierConsumers = 1;  // named barrier: both consumer warpgroups (256)
+inline constexpr uint32_t kBarrierProducer = 2;   // named barrier: the producer warpgroup (128)
 
 // Takes the next index of a queue (one thread); -1 when the queue is exhausted.
 __device__ __forceinline__ int take_work(int32_t* head, int32_t count) {
@@ -109,22 +110,21 @@ __device__ __forceinline__ int key_page(const ForestAttentionParams& p, const Fo
 }
 
 // =============================================================================================
-// Wide mode: the producer warp.
+// Wide mode: the producer warpgroup.
 template <int kD>
 __device__ __forceinline__ void wide_producer(const ForestAttentionParams& p, uint32_t base, uint32_t ctrl, int* ring,
-                                              int lane) {
+                                              int* producer_unit, int tid) {
   using C = ForestConfigSm90<kD>;
-  constexpr int kSegs = C::kSegsPerLane;
   const int group = p.num_q_heads / p.num_kv_heads;
-  const int chunk = lane % C::kChunks;
-  const int row0 = (lane / C::kChunks) * C::kRowsPerLane;
-  // Segments of 16 rows (starting at multiples of 16 keys of a segment that starts at a block
-  // boundary) lie in one block when the block size is a multiple of 16.
-  const bool one_block = p.block_size % C::kSegRows == 0;
-  int units = 0;    // ring entries published
+  const int chunk = tid % C::kChunks;
+  const int row0 = (tid / C::kChunks) * C::kRowsPerLane;
+  // A thread's rows (starting at a multiple of kRowsPerLane keys of a segment that starts at a
+  // block boundary) lie in one block when the block size is a multiple of kRowsPerLane.
+  const bool one_block = p.block_size % C::kRowsPerLane == 0;
+  int units = 0;    // units taken
   int tiles = 0;    // tiles issued (stage = tiles % kStages)
   int qloads = 0;   // Q buffers filled (buffer = qloads % 2)
-  // Tiles whose copies this lane issued but has not yet waited for, fenced and signalled: up to
+  // Tiles whose copies this thread issued but has not yet waited for, fenced and signalled: up to
   // kLag of them stay in flight (kLag + 1 tiles loading at once). Each is signalled once the copies
   // issued after it are at most kLag - 1 groups, and all of them before the warp blocks on anything
   // but a stage's "empty" barrier. Waiting for the stage of tile g needs the consumers to release
@@ -148,20 +148,22 @@ __device__ __forceinline__ void wide_producer(const ForestAttentionParams& p, ui
     cp_async_wait<0>();
     while (pending > 0) signal_oldest();
   };
-  int next = 0;
-  if (lane == 0) next = take_work(p.work_state + 0, p.num_wide_units);
+  int next = tid == 0 ? take_work(p.work_state + 0, p.num_wide_units) : 0;  // one unit ahead
   for (;;) {
-    flush();
-    // ---- the next unit (lane 0 takes them one ahead), published to the consumers
-    int idx = __shfl_sync(0xffffffffu, next, 0);
-    if (lane == 0) {
-      if (idx >= 0) next = take_work(p.work_state + 0, p.num_wide_units);
+    flush();  // nothing pending before the barriers below
+    // ---- the next unit, from thread 0 to the producer threads (two slots: thread 0 writes slot
+    // u % 2 again only after every producer thread has passed the barrier of unit u + 1), and to
+    // the consumers through the ring
+    if (tid == 0) {
+      producer_unit[units & 1] = next;
       const int slot = units & 1;
       mbar_wait(ctrl + C::kBarUnitEmpty + 8 * slot, ((units >> 1) & 1) ^ 1);
-      *reinterpret_cast<volatile int*>(ring + slot) = idx;
+      *reinterpret_cast<volatile int*>(ring + slot) = next;
       mbar_arrive(ctrl + C::kBarUnitFull + 8 * slot);
+      if (next >= 0) next = take_work(p.work_state + 0, p.num_wide_units);
     }
-    __syncwarp();
+    named_barrier_sync(kBarrierProducer, C::kProducerThreads);
+    const int idx = *reinterpret_cast<volatile int*>(producer_unit + (units & 1));
     ++units;
     if (idx < 0) break;
     const ForestUnit& u = p.units[idx];
@@ -177,7 +179,7 @@ __device__ __forceinline__ void wide_producer(const ForestAttentionParams& p, ui
       const uint32_t qbase = base + C::kQOffset + qbuf * C::kQBufBytes;
       CANOPY_NO_UNROLL
       for (int i = 0; i < C::kQChunksPerLane; ++i) {
-        const int r = lane / C::kChunks + i * (C::kProducerThreads / C::kChunks);
+        const int r = tid / C::kChunks + i * (C::kProducerThreads / C::kChunks);
         const bool valid = r < rows;
         const uint16_t* src = p.q;
         if (valid) {
@@ -189,20 +191,18 @@ __device__ __forceinline__ void wide_producer(const ForestAttentionParams& p, ui
       }
     }
 
-    // ---- K/V tiles; the segments' blocks are looked up one tile ahead
-    int pages[kSegs];
+    // ---- K/V tiles; this thread's block is looked up one tile ahead
+    int page[1];
     auto lookup = [&](int t) {
-      CANOPY_UNROLL
-      for (int sg = 0; sg < kSegs; ++sg)
-        pages[sg] = one_block ? key_page(p, u, u.kv_begin + t * C::kTileKeys + row0 + sg * C::kSegRows) : 0;
+      page[0] = one_block ? key_page(p, u, u.kv_begin + t * C::kTileKeys + row0) : 0;
     };
     lookup(0);
     for (int t = 0; t < n_tiles; ++t) {
       const int stage = tiles % C::kStages;
       mbar_wait(ctrl + C::kBarEmpty + 8 * stage, ((tiles / C::kStages) & 1) ^ 1);
       const uint32_t kbase = base + C::kStageOffset + stage * C::kStageBytes;
-      copy_kv_rows<kD, C::kRowsPerLane, 1, C::kSegRows, false>(
-          p, u, u.kv_begin + t * C::kTileKeys + row0, chunk, one_block, pages,
+      copy_kv_rows<kD, C::kRowsPerLane, 1, C::kRowsPerLane, false>(
+          p, u, u.kv_begin + t * C::kTileKeys + row0, chunk, one_block, page,
           [&](int i) { return kbase + static_cast<uint32_t>(sw128_offset(row0 + i, chunk, C::kTileKeys)); },
           C::kTileBytes);
       cp_async_commit();
@@ -856,6 +856,7 @@ __global__ void __launch_bounds__(ForestConfigSm90<kD>::kThreads, 1)
   const uint32_t base = raw_u32 + pad;
   const uint32_t ctrl = base + C::kCtrlOffset;
   int* ring = reinterpret_cast<int*>(smem + C::kCtrlOffset + C::kRing);
+  int* producer_unit = reinterpret_cast<int*>(smem + C::kCtrlOffset + C::kProducerUnit);
   uint8_t* last_flags = smem + C::kCtrlOffset + C::kLastFlags;
   const int tid = static_cast<int>(threadIdx.x);
   const int warp = tid / 32;
@@ -880,7 +881,7 @@ __global__ void __launch_bounds__(ForestConfigSm90<kD>::kThreads, 1)
   if (warp >= C::kConsumerThreads / 32) {
     setmaxnreg_dec<C::kFeederRegs>();
     if (tensor_cta) {
-      if (warp == C::kProducerWarp) wide_producer<kD>(p, base, ctrl, ring, tid % 32);
+      wide_producer<kD>(p, base, ctrl, ring, producer_unit, tid - C::kConsumerThreads);
       cta_barrier(C::kThreads);
     }
     cta_barrier(C::kThreads);  // narrow mode: nothing to feed

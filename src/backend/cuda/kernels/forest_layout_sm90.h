@@ -7,9 +7,9 @@
 // A CTA is in one of two modes at a time:
 //
 //   wide mode (shared nodes, tensor-core bound): warpgroups 0 and 1 are consumers of 64 rows each
-//     (wgmma: S = Q K^T from shared memory, O += P V with P from registers), warp 8 (the first of
-//     warpgroup 2) the producer (cp.async of Q rows and K/V tiles into shared memory, signalled
-//     through mbarriers). Up to 128 rows per unit; 64-key tiles; kStages stages.
+//     (wgmma: S = Q K^T from shared memory, O += P V with P from registers), warpgroup 2 the
+//     producer (cp.async of Q rows and K/V tiles into shared memory, signalled through mbarriers).
+//     Up to 128 rows per unit; 64-key tiles; kStages stages.
 //   narrow mode (unique leaves, bandwidth bound): warps 0-7 each stream leaves (up to 16 rows,
 //     mma.sync m16n8k16 as in v1) through their own kLeafStages-deep cp.async ring of 16-key
 //     tiles; the ring runs across consecutive leaves, so a warp never drains between two leaves.
@@ -40,7 +40,6 @@ struct ForestConfigSm90 {
   static constexpr int kThreads = 384;
   static constexpr int kWarps = kThreads / 32;
   static constexpr int kConsumerThreads = 256;  // warps 0-7: two warpgroups
-  static constexpr int kProducerWarp = 8;
   static constexpr int kComputeRegs = 224;      // setmaxnreg: 2 x 128 x compute + 128 x feeder <= 168 x 384
   static constexpr int kFeederRegs = 56;
   static constexpr int kChunks = kD / 8;        // 16-byte chunks per row
@@ -59,13 +58,12 @@ struct ForestConfigSm90 {
   static constexpr int kQOffset = 0;                         // 2 Q buffers (units alternate)
   static constexpr int kStageOffset = 2 * kQBufBytes;
   static constexpr int kWideBytes = kStageOffset + kStages * kStageBytes;
-  // Producer copy geometry: 32 lanes copy a 64-key tile, each kRowsPerLane consecutive rows of one
-  // chunk column, in segments of 16 rows (one block lookup per segment when the block size is a
-  // multiple of 16).
-  static constexpr int kProducerThreads = 32;
+  // Producer copy geometry: the 128 threads of warpgroup 2 (one warp per scheduler: the address
+  // arithmetic of 2 x 64 x kChunks 16-byte copies per tile is spread over the SM) copy a 64-key
+  // tile, each kRowsPerLane consecutive rows of one chunk column, with one block lookup when the
+  // block size is a multiple of kRowsPerLane.
+  static constexpr int kProducerThreads = 128;
   static constexpr int kRowsPerLane = kTileKeys * kChunks / kProducerThreads;
-  static constexpr int kSegRows = 16;
-  static constexpr int kSegsPerLane = kRowsPerLane / kSegRows;
   static constexpr int kQChunksPerLane = kWideRows * kChunks / kProducerThreads;
 
   // ---- narrow mode
@@ -90,7 +88,8 @@ struct ForestConfigSm90 {
   static constexpr int kBarUnitFull = kBarQEmpty + 16;        // [2]
   static constexpr int kBarUnitEmpty = kBarUnitFull + 16;     // [2]
   static constexpr int kRing = kBarUnitEmpty + 16;            // int [2]: unit index, -1 = no more
-  static constexpr int kLastFlags = kRing + 8;                // uint8 [128]: tokens merged by this unit
+  static constexpr int kProducerUnit = kRing + 8;             // int [2]: thread 0's unit for the producer warps
+  static constexpr int kLastFlags = kProducerUnit + 8;        // uint8 [128]: tokens merged by this unit
   static constexpr int kCtrlBytes = kLastFlags + 128;
   static constexpr int kAlignSlack = 1024;  // the tiles need a 1024-byte aligned base
   static constexpr int kSmemBytes = kCtrlOffset + kCtrlBytes + kAlignSlack;
@@ -101,7 +100,6 @@ struct ForestConfigSm90 {
 
   static_assert(kSmemBytes <= 227 * 1024, "one CTA per SM must fit the 227 KB limit");
   static_assert(kRowsPerLane * kProducerThreads == kTileKeys * kChunks, "tile copy covers the tile");
-  static_assert(kSegsPerLane * kSegRows == kRowsPerLane, "segments cover a lane's rows");
   static_assert(kQChunksPerLane * kProducerThreads == kWideRows * kChunks, "Q copy covers the rows");
   static_assert(kLaneRows * 32 == kLeafTileKeys * kChunks, "leaf tile copy covers the tile");
   static_assert(kStageOffset % 1024 == 0 && kStageBytes % 1024 == 0 && kQWgBytes % 1024 == 0,
