@@ -107,7 +107,9 @@ if ! timeout "$(cap 300)" cmake --build "$BUILD" -j "$(nproc)" --target test_gpu
   step "build failed (build.log)"
   exit 1
 fi
-grep -A2 "forest_attention_kernel\|forest_attention_sm90_kernel" "$OUT/build.log" | grep -E "registers|spill" | head -8
+# Registers, stack (spills) and shared memory of the attention kernels, from the built library.
+cuobjdump -res-usage "$BUILD/src/backend/cuda/libcanopy_backend_cuda.a" 2> /dev/null | \
+  grep -A1 "forest_attention" | grep -E "Function|REG" | sed 's/^ *//' | head -12
 
 # ---- 2. GPU tests: the wgmma layouts first (a failure there explains any v2 failure below)
 step "wgmma layout test"

@@ -63,8 +63,9 @@ __device__ __forceinline__ int unit_tiles(const ForestUnit& u, int tile_keys) {
 // rows at or past kv_end are zero-filled. Rows come in segments of kSeg rows; with one_block (the
 // caller knows each segment lies in one block) pages[s] is segment s's block and rows need no
 // lookup of their own. kUnroll: unrolled rows (the leaf warps, with registers to spare) or a
-// compact loop (the producer warp, which runs on 56 registers).
-template <int kD, int kRows, int kStep, int kSeg, bool kUnroll, typename Dst>
+// compact loop (the producer warps, which run on 56 registers). kStreamOnce: the rows are read by
+// no other CTA (leaves): evict them from L2 first.
+template <int kD, int kRows, int kStep, int kSeg, bool kUnroll, bool kStreamOnce, typename Dst>
 __device__ __forceinline__ void copy_kv_rows(const ForestAttentionParams& p, const ForestUnit& u, int key0, int chunk,
                                              bool one_block, const int (&pages)[kRows / kSeg], Dst dst,
                                              uint32_t v_offset) {
@@ -74,11 +75,17 @@ __device__ __forceinline__ void copy_kv_rows(const ForestAttentionParams& p, con
   const size_t block_stride = static_cast<size_t>(p.num_kv_heads) * head_stride;
   const uint16_t* k_head = p.k_cache + static_cast<size_t>(u.kv_head) * head_stride + chunk * 8;
   const uint16_t* v_head = p.v_cache + static_cast<size_t>(u.kv_head) * head_stride + chunk * 8;
+  const uint64_t policy = kStreamOnce ? l2_policy_evict_first() : 0;
   auto copy_row = [&](int i, int key, size_t off) {
     const bool valid = key < u.kv_end;
     const uint32_t d = dst(i);
-    cp_async_16(d, valid ? k_head + off : p.k_cache, valid);
-    cp_async_16(d + v_offset, valid ? v_head + off : p.v_cache, valid);
+    if constexpr (kStreamOnce) {
+      cp_async_16_hint(d, valid ? k_head + off : p.k_cache, valid, policy);
+      cp_async_16_hint(d + v_offset, valid ? v_head + off : p.v_cache, valid, policy);
+    } else {
+      cp_async_16(d, valid ? k_head + off : p.k_cache, valid);
+      cp_async_16(d + v_offset, valid ? v_head + off : p.v_cache, valid);
+    }
   };
   if (one_block) {
     CANOPY_UNROLL
@@ -201,7 +208,7 @@ __device__ __forceinline__ void wide_producer(const ForestAttentionParams& p, ui
       const int stage = tiles % C::kStages;
       mbar_wait(ctrl + C::kBarEmpty + 8 * stage, ((tiles / C::kStages) & 1) ^ 1);
       const uint32_t kbase = base + C::kStageOffset + stage * C::kStageBytes;
-      copy_kv_rows<kD, C::kRowsPerLane, 1, C::kRowsPerLane, false>(
+      copy_kv_rows<kD, C::kRowsPerLane, 1, C::kRowsPerLane, false, false>(
           p, u, u.kv_begin + t * C::kTileKeys + row0, chunk, one_block, page,
           [&](int i) { return kbase + static_cast<uint32_t>(sw128_offset(row0 + i, chunk, C::kTileKeys)); },
           C::kTileBytes);
@@ -672,7 +679,7 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
     const uint32_t dk = smem_u32(s_k + stage * kTileElems);
     const uint32_t v_off = static_cast<uint32_t>(kS * kTileElems * 2);
     const int pages[1] = {page};
-    copy_kv_rows<kD, C::kLaneRows, C::kLaneRowStep, C::kLaneRows, false>(
+    copy_kv_rows<kD, C::kLaneRows, C::kLaneRowStep, C::kLaneRows, true, true>(
         p, u, u.kv_begin + tile * kKeys + ld_row0, ld_chunk, p.block_size % kKeys == 0, pages,
         [&](int i) { return dk + static_cast<uint32_t>(2 * swizzled_offset(ld_row0 + i * C::kLaneRowStep, ld_chunk, kD)); },
         v_off);
