@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -207,6 +208,38 @@ struct Options {
   bool plan_only = false;
 };
 
+// One more run with the v2 kernel's per-CTA timeline: when the tensor CTAs finish their wide units
+// and when every CTA finishes (us from the first CTA's start), as min / median / max.
+nlohmann::json cta_timeline(cuda::ForestAttention& attn, const std::function<void()>& run,
+                            const cuda::ForestLaunchPlan& lp, cudaStream_t stream) {
+  const size_t n = static_cast<size_t>(lp.grid_ctas);
+  cuda::DeviceBuffer<int64_t> buf(3 * n);
+  attn.set_timeline(buf.data());
+  run();
+  CANOPY_CUDA_CHECK(cudaStreamSynchronize(stream));
+  attn.set_timeline(nullptr);
+  const std::vector<int64_t> t = buf.download(3 * n);
+  int64_t t0 = INT64_MAX;
+  for (size_t c = 0; c < n; ++c) t0 = std::min(t0, t[3 * c]);
+  std::vector<double> start, wide_end, tensor_end, leaf_end;
+  for (size_t c = 0; c < n; ++c) {
+    start.push_back((t[3 * c] - t0) / 1e3);
+    if (static_cast<int32_t>(c) < lp.num_tensor_ctas) {
+      wide_end.push_back((t[3 * c + 1] - t0) / 1e3);
+      tensor_end.push_back((t[3 * c + 2] - t0) / 1e3);
+    } else {
+      leaf_end.push_back((t[3 * c + 2] - t0) / 1e3);
+    }
+  }
+  auto stats = [](std::vector<double> v) -> nlohmann::json {
+    if (v.empty()) return nullptr;
+    std::sort(v.begin(), v.end());
+    return {{"min", v.front()}, {"median", v[v.size() / 2]}, {"max", v.back()}};
+  };
+  return {{"start_us", stats(start)}, {"tensor_wide_end_us", stats(wide_end)}, {"tensor_end_us", stats(tensor_end)},
+          {"leaf_cta_end_us", stats(leaf_end)}};
+}
+
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -280,6 +313,8 @@ nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, s
         int64_t nonfinite = 0;
         for (float x : got) nonfinite += std::isfinite(x) ? 0 : 1;
         vj["nonfinite"] = nonfinite;
+        if (v.kernel == cuda::ForestKernel::kWgmma && v.mode == kernels::ForestOutputMode::kFusedMerge)
+          vj["timeline"] = cta_timeline(attn, run, lp, stream);
         if (v.subset == Variant::Subset::kAll) {
           if (reference.empty()) {
             reference = got;
@@ -301,10 +336,23 @@ nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, s
         vj["error"] = e.what();
         (void)cudaGetLastError();
       }
-      fmt::print("    {:<12} {}\n", name,
+      std::string tl;
+      if (vj.contains("timeline")) {
+        const auto& t = vj["timeline"];
+        auto f = [&](const char* key) {
+          return t[key].is_null() ? std::string("-")
+                                  : fmt::format("{:.0f}/{:.0f}/{:.0f}", t[key]["min"].get<double>(),
+                                                t[key]["median"].get<double>(), t[key]["max"].get<double>());
+        };
+        tl = fmt::format("\n                 CTA timeline us (min/median/max): start {} | tensor CTAs: wide done {}, "
+                         "end {} | leaf CTAs: end {}",
+                         f("start_us"), f("tensor_wide_end_us"), f("tensor_end_us"), f("leaf_cta_end_us"));
+      }
+      fmt::print("    {:<12} {}{}\n", name,
                  vj.contains("median_ms") ? fmt::format("{:.3f} ms  {}", vj["median_ms"].get<double>(),
                                                         vj.value("launch", std::string()))
-                                          : vj.value("error", std::string("-")));
+                                          : vj.value("error", std::string("-")),
+                 tl);
       std::fflush(stdout);
       variants[name] = vj;
     }

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -237,6 +238,11 @@ template <int kRegs>
 inline void setmaxnreg_dec() {}
 inline void fence_proxy_async_shared() { ::canopy::emu::proxy_fence(); }
 inline void prefetch_l1(const void*) {}
+inline uint64_t global_timer_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
 inline void reg_fence(float&) {}
 inline void reg_fence(uint32_t&) {}
 

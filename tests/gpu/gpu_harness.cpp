@@ -78,6 +78,7 @@ GpuAttentionResult run_plan_emulated(const AttentionPlan& plan, const AttentionS
   std::vector<uint16_t> out(static_cast<size_t>(lp.num_tokens) * Hq * D);
   std::vector<int32_t> counters(static_cast<size_t>(lp.num_tokens) * c.shape.num_kv_heads, 0);
   std::vector<int32_t> work_state(4, 0);
+  r.timeline.assign(3 * static_cast<size_t>(std::max(lp.grid_ctas, 0)), -1);
   for (int rep = 0; rep < repeats; ++rep) {
     std::memset(partial_o.data(), 0xff, partial_o.size() * 4);  // poison: NaN
     std::memset(partial_lse.data(), 0xff, partial_lse.size() * 4);
@@ -96,6 +97,7 @@ GpuAttentionResult run_plan_emulated(const AttentionPlan& plan, const AttentionS
     p.num_wide_units = lp.num_wide_units;
     p.num_tensor_ctas = lp.num_tensor_ctas;
     p.work_state = work_state.data();
+    p.timeline = lp.kernel == cuda::ForestKernel::kWgmma ? r.timeline.data() : nullptr;
     p.merge_offsets = lp.merge_offsets.data();
     p.merge_slots = lp.merge_slots.data();
     p.partial_o = partial_o.data();

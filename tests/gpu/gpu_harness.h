@@ -28,6 +28,7 @@ struct GpuAttentionResult {
   std::vector<float> partial_lse;  // kPartials only: [launch slots, Hq]
   cuda::ForestLaunchPlan launch_plan;
   bool counters_clear = true;  // every merge counter was zero after every launch
+  std::vector<int64_t> timeline;  // emulated v2 runs: the kernel's per-CTA timeline (start, wide end, end)
 };
 
 // Runs `plan` `repeats` times (outputs and partials poisoned with NaN before each run) and

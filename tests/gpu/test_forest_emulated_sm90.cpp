@@ -152,6 +152,21 @@ TEST(ForestAttentionEmulatedV2, TensorCtaSplits) {
   // Every CTA starts on wide units (then helps with leaves); one does.
   check_v2(c, ref, ForestOutputMode::kFusedMerge, v2_options(3, 3));
   check_v2(c, ref, ForestOutputMode::kFusedMerge, v2_options(3, 1));
+  // The benchmark's per-CTA timeline: start <= end of the wide units (tensor CTAs only) <= end.
+  const GpuAttentionResult r =
+      run_plan_emulated(c.plan, c.shape, c.layout, c.q, c.k, c.v, ForestOutputMode::kFusedMerge, v2_options(3, 1), 3);
+  ASSERT_EQ(r.timeline.size(), 9u);
+  for (int cta = 0; cta < 3; ++cta) {
+    const int64_t* t = r.timeline.data() + 3 * cta;
+    EXPECT_GT(t[0], 0) << "CTA " << cta;
+    if (cta < r.launch_plan.num_tensor_ctas) {
+      EXPECT_LE(t[0], t[1]) << "CTA " << cta;
+      EXPECT_LE(t[1], t[2]) << "CTA " << cta;
+    } else {
+      EXPECT_EQ(t[1], 0) << "CTA " << cta;
+      EXPECT_LE(t[0], t[2]) << "CTA " << cta;
+    }
+  }
 }
 
 TEST(ForestAttentionEmulatedV2, RandomSmallForests) {

@@ -98,6 +98,7 @@ void ForestAttention::run(const uint16_t* q, const uint16_t* k_cache, const uint
   p.num_wide_units = lp.num_wide_units;
   p.num_tensor_ctas = lp.num_tensor_ctas;
   p.work_state = work_state_.data();
+  p.timeline = timeline_;
   p.merge_offsets = merge_offsets_.data();
   p.merge_slots = merge_slots_.data();
   p.partial_o = partial_o_.data();

@@ -39,6 +39,10 @@ class ForestAttention {
   void run(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out, float* lse_out,
            cudaStream_t stream, kernels::ForestOutputMode mode = kernels::ForestOutputMode::kFusedMerge);
 
+  // v2 only, for benchmarks: later runs record each CTA's timeline (kernels/forest_attention.h) into
+  // `device_timeline` ([grid CTAs x 3] int64, device memory), or stop with nullptr.
+  void set_timeline(int64_t* device_timeline) { timeline_ = device_timeline; }
+
   // Zeroes the merge counters and the v2 queues (needed only after a launch was aborted).
   void reset_counters(cudaStream_t stream);
 
@@ -62,6 +66,7 @@ class ForestAttention {
   DeviceBuffer<kernels::ForestUnit> units_;
   DeviceBuffer<int32_t> cta_offsets_, kv_pages_, q_tokens_, q_positions_, merge_offsets_, merge_slots_, counters_;
   DeviceBuffer<int32_t> work_state_;  // v2 queue heads and finished-CTA count
+  int64_t* timeline_ = nullptr;
   DeviceBuffer<float> partial_o_, partial_lse_;
 };
 

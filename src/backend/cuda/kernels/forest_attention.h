@@ -77,6 +77,9 @@ struct ForestAttentionParams {
   int32_t num_wide_units = 0;
   int32_t num_tensor_ctas = 0;
   int32_t* work_state = nullptr;
+  // v2, optional (benchmarks): per CTA [3] globaltimer ns at start, at the end of its wide units
+  // (tensor CTAs; 0 otherwise) and at its end.
+  int64_t* timeline = nullptr;
   int32_t num_units = 0;
   int32_t num_ctas = 0;    // the grid (v1: one wide unit or up to 4 narrow units per CTA; v2: persistent CTAs)
   int32_t num_tokens = 0;

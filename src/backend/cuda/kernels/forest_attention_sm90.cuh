@@ -885,6 +885,11 @@ __global__ void __launch_bounds__(ForestConfigSm90<kD>::kThreads, 1)
   // The warpgroups' roles are the two branches of one if/else (setmaxnreg gives each branch its
   // own register budget); the mode switch is a CTA-wide named barrier reached from both branches.
   const bool tensor_cta = static_cast<int>(blockIdx.x) < p.num_tensor_ctas;
+  int64_t* timeline = p.timeline != nullptr ? p.timeline + 3 * static_cast<size_t>(blockIdx.x) : nullptr;
+  if (timeline != nullptr && tid == 0) {
+    timeline[0] = static_cast<int64_t>(global_timer_ns());
+    timeline[1] = 0;
+  }
   if (warp >= C::kConsumerThreads / 32) {
     setmaxnreg_dec<C::kFeederRegs>();
     if (tensor_cta) {
@@ -898,9 +903,11 @@ __global__ void __launch_bounds__(ForestConfigSm90<kD>::kThreads, 1)
   if (tensor_cta) {
     wide_consumer<kD>(p, base, ctrl, ring, last_flags, tid / 128, tid);
     cta_barrier(C::kThreads);  // the tile area changes hands
+    if (timeline != nullptr && tid == 0) timeline[1] = static_cast<int64_t>(global_timer_ns());
   }
   if (warp < C::kLeafWarps) leaf_warp<kD>(p, smem + warp * C::kLeafWarpBytes, tid % 32);
   cta_barrier(C::kThreads);
+  if (timeline != nullptr && tid == 0) timeline[2] = static_cast<int64_t>(global_timer_ns());
 
   // The last CTA to finish resets the queues for the next launch (all others have taken their
   // last unit), so no memset is needed between launches (CUDA-graph friendly).
