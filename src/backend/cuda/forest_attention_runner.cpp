@@ -1,10 +1,19 @@
 #include "forest_attention_runner.h"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace canopy::cuda {
 
 ForestLaunchOptions forest_options_for_current_device(int head_dim, bool allow_v2) {
   CANOPY_CHECK(kernels::forest_head_dim_supported(head_dim), "GPU attention: head_dim {} is not supported (64 or 128)",
                head_dim);
+  // CANOPY_FOREST_KERNEL=v1 forces the portable kernel (e.g. to compare, or to rule v2 out).
+  if (const char* forced = std::getenv("CANOPY_FOREST_KERNEL"); forced != nullptr) {
+    CANOPY_CHECK(std::strcmp(forced, "v1") == 0 || std::strcmp(forced, "v2") == 0,
+                 "CANOPY_FOREST_KERNEL={}: expected v1 or v2", forced);
+    if (std::strcmp(forced, "v1") == 0) allow_v2 = false;
+  }
   ForestLaunchOptions o;
   int device = 0;
   CANOPY_CUDA_CHECK(cudaGetDevice(&device));

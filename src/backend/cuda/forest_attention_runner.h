@@ -24,7 +24,7 @@ namespace canopy::cuda {
 
 // Options from the current device (SM count, occupancy of the kernel for this head_dim). The v2
 // kernel (wgmma) is chosen where it runs (sm_90a build, compute capability 9.0) unless allow_v2 is
-// false; v1 everywhere else.
+// false or the environment sets CANOPY_FOREST_KERNEL=v1; v1 everywhere else.
 ForestLaunchOptions forest_options_for_current_device(int head_dim, bool allow_v2 = true);
 
 class ForestAttention {
