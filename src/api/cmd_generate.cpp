@@ -34,12 +34,12 @@ struct GenerateArgs {
   int32_t top_k = 0;
   uint64_t seed = 0;
   bool chat = false;
-  std::string device = "cpu";
   bool no_prefix_sharing = false;
   bool ignore_eos = false;
   bool verbose = false;
   int threads = 0;
   int64_t kv_cache_mib = 0;
+  DeviceArgs device_args;
 };
 
 std::vector<int32_t> parse_ids(const std::string& text) {
@@ -85,6 +85,8 @@ void run_generate(const GenerateArgs& a) {
   validate_sampling_params(params);  // before the model loads: flag errors come first
 
   const bool text_mode = !a.prompt.empty();
+  CANOPY_CHECK(!a.device_args.random_weights || !text_mode,
+               "--random-weights: the model has no tokenizer; give the prompt as --prompt-ids");
   CANOPY_CHECK(!a.chat, "--chat: chat templates are not available in this build yet (give the formatted prompt)");
   std::vector<int32_t> prompt;
 #ifdef CANOPY_GENERATE_HAS_TOKENIZER
@@ -101,7 +103,7 @@ void run_generate(const GenerateArgs& a) {
 
   EngineOptions options;
   options.model_path = a.model;
-  options.device = a.device;
+  apply_device_args(a.device_args, options);
   options.prefix_sharing = !a.no_prefix_sharing;
   options.threads = a.threads;
   options.kv_cache_bytes = a.kv_cache_mib << 20;
@@ -144,7 +146,7 @@ void run_generate(const GenerateArgs& a) {
     fmt::print(stderr,
                "canopy: {} | device {} | prompt {} tokens | generated {} tokens in {} steps | prefill {:.1f} tok/s "
                "({} tokens computed, {:.3f} s) | decode {:.1f} tok/s ({:.3f} s)\n",
-               engine->model_info().summary, a.device, prompt.size(), s.generated_tokens, s.steps, prefill_rate,
+               engine->model_info().summary, a.device_args.device, prompt.size(), s.generated_tokens, s.steps, prefill_rate,
                s.prefill_tokens_computed, s.prefill_seconds, decode_rate, s.decode_seconds);
   }
 }
@@ -166,7 +168,7 @@ void add_generate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--top-k", args->top_k, "Keep the k most likely tokens (0: off)")->check(CLI::Range(0, 1 << 24));
   cmd->add_option("--seed", args->seed, "Random seed");
   cmd->add_flag("--chat", args->chat, "Format the prompt with the model's chat template");
-  cmd->add_option("--device", args->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  add_device_options(*cmd, args->device_args);
   cmd->add_flag("--no-prefix-sharing", args->no_prefix_sharing,
                 "Every sequence prefills and reads its own copy of its prompt (the baseline)");
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Keep generating past end-of-sequence tokens");

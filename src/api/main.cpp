@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   canopy::cli::add_info_command(app, exit_code);
   canopy::cli::add_generate_command(app, exit_code);
+  canopy::cli::add_tokenize_command(app, exit_code);
+  canopy::cli::add_run_batch_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -16,13 +16,16 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "attention/plan.h"
 #include "core/tensor.h"
 #include "kv/kv_layout.h"
+#include "sampling/random.h"
 #include "sampling/sampling_row.h"
 
 namespace canopy {
@@ -57,6 +60,7 @@ class DeviceTensor {
 struct StepInput {
   std::span<const int32_t> tokens;    // [T] token ids
   std::span<const int32_t> kv_slots;  // [T] cache slot of each token's K/V: block * block_size + offset
+                                      // (-1: a padding token, nothing written)
   const AttentionPlan* plan = nullptr;  // num_tokens == T; plan->q_positions are the positions
   std::span<const int32_t> logit_rows;  // [R] step tokens whose next-token logits are wanted
 };
@@ -106,7 +110,7 @@ class Backend {
                            std::span<const int32_t> dst) = 0;
 
   // Writes k, v [T, Hkv, D] into one layer's caches [num_blocks, Hkv, block_size, D]
-  // (kv/kv_layout.h) at the step's KV slots.
+  // (kv/kv_layout.h) at the step's KV slots. A slot of -1 is not written (a padding token).
   virtual void kv_write(const TensorView& k, const TensorView& v, const TensorView& k_cache,
                         const TensorView& v_cache, const KvLayout& layout) = 0;
 
@@ -131,7 +135,50 @@ class Backend {
   // logits_row, rows and out have S entries; results on the host.
   virtual void sample(const TensorView& logits, std::span<const int32_t> logits_row, std::span<const SamplingRow> rows,
                       std::span<SampledToken> out) = 0;
+
+  // ---- optional: what a GPU backend needs beyond the ops (defaults fit the CPU backend) --------
+  // Bytes the KV cache may take: for a GPU, its --gpu-memory-utilization share of the device
+  // memory minus everything in use now (weights, step buffers, workspaces, the CUDA context, other
+  // processes) and a reserve for workspaces that grow per step (0 when nothing is left). None: no
+  // device budget (the engine picks its default). Meaningful once the model is loaded.
+  virtual std::optional<int64_t> kv_cache_budget_bytes() const { return std::nullopt; }
+
+  // The attention geometry of the steps that follow: the model's heads and its KV cache's layout.
+  // LlamaModel::forward calls it before every begin_step (cheap when nothing changed): a backend
+  // that turns the plan into launch lists in begin_step (CUDA) needs them there.
+  virtual void set_attention_geometry(const AttentionShape& /*shape*/, const KvLayout& /*layout*/) {}
+
+  // CUDA graphs (LlamaModel::forward pads small steps to a few bucket sizes and replays them):
+  // after begin_step, begin_capture() records the ops that follow instead of running them, until
+  // end_capture(key) stores them (false: the capture failed; run the ops eagerly instead).
+  // replay(key) runs what was recorded under key with the current step's metadata (false: nothing
+  // recorded). The ops recorded must have the same views (pointers and shapes) on every replay.
+  // abort_capture() ends a capture an exception interrupted; clear_graphs() drops every graph.
+  virtual bool supports_graphs() const { return false; }
+  virtual void begin_capture() { CANOPY_ASSERT(false); }
+  virtual bool end_capture(int64_t /*key*/) { return false; }
+  virtual void abort_capture() {}
+  virtual bool replay(int64_t /*key*/) { return false; }
+  virtual void clear_graphs() {}
+
+  // A tensor of `dtype` whose element i is uniform_weight(seed, i, scale): random weights for
+  // models of real size (throughput does not depend on the values). Every backend builds the
+  // same tensor up to its dtype's rounding; a GPU backend fills it on the device.
+  virtual DeviceTensor random_tensor(DType dtype, Shape shape, float scale, uint64_t seed);
 };
+
+// Element i of Backend::random_tensor: (2u - 1) * scale with u = (random_bits(seed, i) >> 40) *
+// 2^-24, uniform in [0, 1) (exact in f32; the CUDA kernel computes the same bits).
+inline float uniform_weight(uint64_t seed, uint64_t index, float scale) {
+  const float u = static_cast<float>(random_bits(seed, index) >> 40) * 0x1.0p-24f;
+  return (2.0f * u - 1.0f) * scale;
+}
+
+inline DeviceTensor Backend::random_tensor(DType dtype, Shape shape, float scale, uint64_t seed) {
+  std::vector<float> host(static_cast<size_t>(shape.numel()));
+  for (size_t i = 0; i < host.size(); ++i) host[i] = uniform_weight(seed, i, scale);
+  return upload(host.data(), shape, dtype);
+}
 
 inline DeviceTensor::~DeviceTensor() {
   if (owner_ != nullptr && view_.data != nullptr) owner_->release(view_);

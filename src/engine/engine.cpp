@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <optional>
 
 #include "attention/planner.h"
 #include "core/error.h"
@@ -74,16 +75,29 @@ class LocalEngine final : public Engine {
                  "max_step_sequences = {} is out of range [1, max_step_tokens = {}]", o.max_step_sequences,
                  o.max_step_tokens);
     CANOPY_CHECK(o.kv_cache_bytes >= 0, "kv_cache_bytes = {} must be >= 0", o.kv_cache_bytes);
-    backend_ = make_backend(o.device, o.threads);
-    model_ = LlamaModel::load(o.model_path, *backend_, StepCapacity{o.max_step_tokens, o.max_step_sequences});
+    backend_ = make_backend(BackendOptions{o.device, o.threads, o.gpu_memory_utilization, o.cuda_graphs});
+    const StepCapacity capacity{o.max_step_tokens, o.max_step_sequences};
+    model_ = o.random_weights ? LlamaModel::load_random(o.model_path, *backend_, capacity, o.random_weights_seed)
+                              : LlamaModel::load(o.model_path, *backend_, capacity);
     const ModelConfig& c = model_->config();
     info_ = ModelInfo{c.architecture, c.vocab_size, c.max_context(), c.bos_token_id, c.eos_token_ids, c.summary()};
 
-    const int64_t bytes = o.kv_cache_bytes > 0 ? o.kv_cache_bytes : kDefaultCpuKvBytes;
+    // The KV cache takes what the device allows once the model is loaded (a GPU: its memory share
+    // less what is in use), or the CPU default; an explicit size must fit the device's budget.
+    const std::optional<int64_t> budget = backend_->kv_cache_budget_bytes();
+    if (budget && o.kv_cache_bytes > 0)
+      CANOPY_CHECK(o.kv_cache_bytes <= *budget,
+                   "a KV cache of {} MiB does not fit: the model leaves {} MiB for it on the {} device (raise "
+                   "--gpu-memory-utilization or ask for less)",
+                   o.kv_cache_bytes >> 20, *budget >> 20, o.device);
+    const int64_t bytes = o.kv_cache_bytes > 0 ? o.kv_cache_bytes : budget.value_or(kDefaultCpuKvBytes);
     const auto per_block = static_cast<int64_t>(model_->kv_bytes_per_block(o.block_size));
     const int64_t blocks = std::min<int64_t>(bytes / per_block, int64_t{1} << 24);
-    CANOPY_CHECK(blocks >= 1, "a KV cache of {} bytes holds no block of {} tokens ({} bytes each)", bytes,
-                 o.block_size, per_block);
+    CANOPY_CHECK(blocks >= 1,
+                 "a KV cache of {} bytes holds no block of {} tokens ({} bytes each){}", bytes, o.block_size,
+                 per_block,
+                 budget ? ": the model's weights and buffers leave no room for it (raise --gpu-memory-utilization)"
+                        : "");
     num_blocks_ = static_cast<int32_t>(blocks);
     cache_ = model_->allocate_kv_cache(num_blocks_, o.block_size);
     kv_ = std::make_unique<KvCacheManager>(KvCacheOptions{num_blocks_, o.block_size, o.prefix_sharing});
@@ -97,8 +111,8 @@ class LocalEngine final : public Engine {
   const ModelInfo& model_info() const override { return info_; }
   EngineStats stats() const override { return stats_; }
 
-  std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests,
-                                       const TokenCallback& on_token) override {
+  std::vector<GenerateResult> generate(const std::vector<GenerateRequest>& requests, const TokenCallback& on_token,
+                                       const FinishCallback& on_finish) override {
     requests_.clear();
     seqs_.clear();
     pending_.clear();
@@ -106,17 +120,15 @@ class LocalEngine final : public Engine {
     for (size_t r = 0; r < requests.size(); ++r) {
       RequestState rs;
       rs.request = &requests[r];
-      rs.max_new = validate(requests[r], r);
+      rs.max_new = validate(requests[r], fmt::format("request {}: ", r));
       rs.reserved = blocks_to_reserve(requests[r], rs.max_new);
-      CANOPY_CHECK(rs.reserved <= num_blocks_,
-                   "request {}: its {} samples of up to {} tokens after a {}-token prompt need up to {} KV blocks, "
-                   "but the KV cache has {}",
-                   r, requests[r].params.n, rs.max_new, requests[r].prompt.size(), rs.reserved, num_blocks_);
       requests_.push_back(std::move(rs));
     }
     order_admission();
+    on_token_ = &on_token;
+    on_finish_ = &on_finish;
     try {
-      while (admit() || has_work()) step(on_token);
+      while (admit() || has_work()) step();
     } catch (...) {
       release_all();
       throw;
@@ -126,19 +138,32 @@ class LocalEngine final : public Engine {
     return out;
   }
 
+  void check_request(const GenerateRequest& request) const override { validate(request, ""); }
+
  private:
-  // The number of new tokens the request may generate; throws for a malformed request.
-  int32_t validate(const GenerateRequest& g, size_t index) const {
-    validate_sampling_params(g.params);
-    CANOPY_CHECK(!g.prompt.empty(), "request {}: the prompt is empty", index);
+  // The number of new tokens the request may generate; throws for a request that is malformed or
+  // too big. `where` starts each message (e.g. "request 3: ").
+  int32_t validate(const GenerateRequest& g, const std::string& where) const {
+    try {
+      validate_sampling_params(g.params);
+    } catch (const Error& e) {
+      fail("{}{}", where, e.what());
+    }
+    CANOPY_CHECK(!g.prompt.empty(), "{}the prompt is empty", where);
     for (int32_t id : g.prompt)
-      CANOPY_CHECK(id >= 0 && id < info_.vocab_size, "request {}: token id {} is outside the vocabulary [0, {})",
-                   index, id, info_.vocab_size);
+      CANOPY_CHECK(id >= 0 && id < info_.vocab_size, "{}token id {} is outside the vocabulary [0, {})", where, id,
+                   info_.vocab_size);
     const auto len = static_cast<int64_t>(g.prompt.size());
     if (len >= info_.max_context)
-      throw CapacityError(fmt::format("request {}: the prompt has {} tokens, the model's context is {}", index, len,
-                                      info_.max_context));
-    return static_cast<int32_t>(std::min<int64_t>(g.params.max_tokens, info_.max_context - len));
+      throw CapacityError(
+          fmt::format("{}the prompt has {} tokens, the model's context is {}", where, len, info_.max_context));
+    const auto max_new = static_cast<int32_t>(std::min<int64_t>(g.params.max_tokens, info_.max_context - len));
+    const int32_t blocks = blocks_to_reserve(g, max_new);
+    if (blocks > num_blocks_)
+      throw CapacityError(fmt::format(
+          "{}its {} samples of up to {} tokens after a {}-token prompt need up to {} KV blocks, but the KV cache has {}",
+          where, g.params.n, max_new, len, blocks, num_blocks_));
+    return max_new;
   }
 
   int32_t blocks_to_reserve(const GenerateRequest& g, int32_t max_new) const {
@@ -225,7 +250,7 @@ class LocalEngine final : public Engine {
     return std::any_of(seqs_.begin(), seqs_.end(), [](const SequenceState& s) { return !s.done; });
   }
 
-  void step(const TokenCallback& on_token) {
+  void step() {
     const auto t0 = std::chrono::steady_clock::now();
     step_tokens_.clear();
     step_slots_.clear();
@@ -298,7 +323,7 @@ class LocalEngine final : public Engine {
     }
     sampled_.resize(sample_seqs_.size());
     backend_->sample(model_->logits(), sample_rows_, sample_params_, sampled_);
-    for (size_t k = 0; k < sample_seqs_.size(); ++k) commit(sample_seqs_[k], sampled_[k], on_token);
+    for (size_t k = 0; k < sample_seqs_.size(); ++k) commit(sample_seqs_[k], sampled_[k]);
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (prefill_tokens > 0) {
@@ -346,7 +371,7 @@ class LocalEngine final : public Engine {
                                          static_cast<uint64_t>(s.generated)});
   }
 
-  void commit(size_t seq, const SampledToken& t, const TokenCallback& on_token) {
+  void commit(size_t seq, const SampledToken& t) {
     SequenceState& s = seqs_[seq];
     RequestState& rs = requests_[s.request];
     Sample& out = rs.result.samples[static_cast<size_t>(s.sample)];
@@ -359,11 +384,17 @@ class LocalEngine final : public Engine {
       out.tokens.push_back(t.token);
       out.logprobs.push_back(t.logprob);
       stats_.generated_tokens += 1;
-      if (on_token) on_token(s.request, s.sample, t.token);
-      if (s.generated < rs.max_new) return;
-      out.finish = FinishReason::Length;
+      const bool go_on = !*on_token_ || (*on_token_)(s.request, s.sample, t.token);
+      if (!go_on) {
+        out.finish = FinishReason::Stop;
+      } else if (s.generated < rs.max_new) {
+        return;
+      } else {
+        out.finish = FinishReason::Length;
+      }
     }
     finish(s);
+    if (*on_finish_) (*on_finish_)(s.request, s.sample, out.finish);
   }
 
   void finish(SequenceState& s) {
@@ -398,6 +429,9 @@ class LocalEngine final : public Engine {
   std::unique_ptr<Planner> planner_;
   EngineStats stats_;
 
+  // The callbacks of the generate() call in progress.
+  const TokenCallback* on_token_ = nullptr;
+  const FinishCallback* on_finish_ = nullptr;
   std::vector<RequestState> requests_;
   std::vector<SequenceState> seqs_;
   std::deque<size_t> pending_;

@@ -98,7 +98,15 @@ void LlamaModel::forward(const StepInput& step, KvCache& cache) {
                  config_.vocab_size);
   CANOPY_ASSERT(static_cast<int64_t>(cache.k.size()) == config_.num_layers);
 
+  backend_.set_attention_geometry(attention_shape(), cache.layout);
+  if (forward_graphed(step, cache)) return;
   backend_.begin_step(step);
+  run_layers(T, R, cache);
+  last_logit_rows_ = R;
+  ++graph_stats_.eager_steps;
+}
+
+void LlamaModel::run_layers(int64_t T, int64_t R, KvCache& cache) {
   const AttentionShape shape = attention_shape();
   const float eps = static_cast<float>(config_.rms_norm_eps);
   const TensorView none{};
@@ -123,7 +131,6 @@ void LlamaModel::forward(const StepInput& step, KvCache& cache) {
     backend_.swiglu(gate_up, act);
     backend_.linear(act, l.w_down.view(), none, d);
   }
-  last_logit_rows_ = R;
   if (R > 0)
     backend_.final_logits(r, d, weights_.final_norm.view(), eps, weights_.lm_head_view(), logits_.rows(R));
 }

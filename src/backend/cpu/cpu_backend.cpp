@@ -151,6 +151,7 @@ class CpuBackend final : public Backend {
     float* vc = f32(v_cache);
     for (int64_t t = 0; t < T; ++t) {
       const int64_t slot = kv_slots_[static_cast<size_t>(t)];
+      if (slot == -1) continue;  // a padding token (backend.h)
       CANOPY_ASSERT(slot >= 0 && slot < capacity);
       const auto block = static_cast<int32_t>(slot / layout.block_size);
       const auto offset = static_cast<int32_t>(slot % layout.block_size);

@@ -90,8 +90,9 @@ std::vector<int32_t> ForestAttention::counters_snapshot() const {
   return all;
 }
 
-void ForestAttention::run(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out,
-                          float* lse_out, cudaStream_t stream, kernels::ForestOutputMode mode) {
+kernels::ForestAttentionParams ForestAttention::launch_params(const uint16_t* q, const uint16_t* k_cache,
+                                                              const uint16_t* v_cache, uint16_t* out, float* lse_out,
+                                                              kernels::ForestOutputMode mode) {
   CANOPY_ASSERT(prepared_);
   const ForestLaunchPlan& lp = launch_plan_;
   kernels::ForestAttentionParams p;
@@ -123,6 +124,25 @@ void ForestAttention::run(const uint16_t* q, const uint16_t* k_cache, const uint
   p.block_size = layout_.block_size;
   p.scale_log2 = shape_.scale * 1.4426950408889634f;
   p.mode = mode;
+  return p;
+}
+
+void ForestAttention::update_graph_node(cudaGraphExec_t exec, cudaGraphNode_t node, const uint16_t* q,
+                                        const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out,
+                                        float* lse_out) {
+  const kernels::ForestAttentionParams p =
+      launch_params(q, k_cache, v_cache, out, lse_out, kernels::ForestOutputMode::kFusedMerge);
+  if (launch_plan_.kernel == ForestKernel::kWgmma) {
+    CANOPY_CUDA_CHECK(kernels::update_forest_attention_sm90_node(exec, node, p));
+  } else {
+    CANOPY_CUDA_CHECK(kernels::update_forest_attention_node(exec, node, p));
+  }
+}
+
+void ForestAttention::run(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out,
+                          float* lse_out, cudaStream_t stream, kernels::ForestOutputMode mode) {
+  const ForestLaunchPlan& lp = launch_plan_;
+  const kernels::ForestAttentionParams p = launch_params(q, k_cache, v_cache, out, lse_out, mode);
   if (lp.kernel == ForestKernel::kWgmma) {
     CANOPY_CUDA_CHECK(kernels::launch_forest_attention_sm90(p, stream));
   } else {

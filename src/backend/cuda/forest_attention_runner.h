@@ -46,6 +46,14 @@ class ForestAttention {
   // Zeroes the merge counters and the v2 queues (needed only after a launch was aborted).
   void reset_counters(cudaStream_t stream);
 
+  // The parameters run() launches the attention kernel with, for the current plan.
+  kernels::ForestAttentionParams launch_params(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache,
+                                               uint16_t* out, float* lse_out, kernels::ForestOutputMode mode);
+  // CUDA graphs: re-points the kernel node that run() added to a captured graph (kFusedMerge mode:
+  // one launch) in the instantiated `exec` at the current plan (prepare() done) and these buffers.
+  void update_graph_node(cudaGraphExec_t exec, cudaGraphNode_t node, const uint16_t* q, const uint16_t* k_cache,
+                         const uint16_t* v_cache, uint16_t* out, float* lse_out);
+
   // Debug aids for tests: fill the partials with a byte pattern (0xff: NaN) to catch unwritten
   // slots; read the merge counters and the v2 queue state back (all zero between launches).
   void poison_workspace(cudaStream_t stream);

@@ -39,6 +39,21 @@ cudaError_t launch_attention(const ForestAttentionParams& p, cudaStream_t stream
 }
 
 template <int kD>
+cudaError_t update_attention_node(cudaGraphExec_t exec, cudaGraphNode_t node, const ForestAttentionParams& p) {
+  using C = ForestConfig<kD>;
+  if (p.num_ctas <= 0) return cudaErrorInvalidValue;  // a captured launch always has CTAs
+  ForestAttentionParams arg = p;  // copied into the node by the call
+  void* args[] = {&arg};
+  cudaKernelNodeParams n{};
+  n.func = reinterpret_cast<void*>(forest_attention_kernel<kD>);
+  n.gridDim = dim3(static_cast<unsigned>(p.num_ctas));
+  n.blockDim = dim3(C::kThreads);
+  n.sharedMemBytes = C::kSmemBytes;
+  n.kernelParams = args;
+  return cudaGraphExecKernelNodeSetParams(exec, node, &n);
+}
+
+template <int kD>
 cudaError_t launch_merge(const MergePartialsParams& p, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
   if (rows <= 0) return cudaSuccess;
@@ -75,6 +90,12 @@ cudaError_t forest_kernel_info(int head_dim, ForestKernelInfo* info) {
 cudaError_t launch_forest_attention(const ForestAttentionParams& params, cudaStream_t stream) {
   if (params.head_dim == 64) return launch_attention<64>(params, stream);
   if (params.head_dim == 128) return launch_attention<128>(params, stream);
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t update_forest_attention_node(cudaGraphExec_t exec, cudaGraphNode_t node, const ForestAttentionParams& params) {
+  if (params.head_dim == 64) return update_attention_node<64>(exec, node, params);
+  if (params.head_dim == 128) return update_attention_node<128>(exec, node, params);
   return cudaErrorInvalidValue;
 }
 

@@ -126,4 +126,13 @@ cudaError_t launch_forest_attention(const ForestAttentionParams& params, cudaStr
 cudaError_t launch_forest_attention_sm90(const ForestAttentionParams& params, cudaStream_t stream);
 cudaError_t launch_merge_partials(const MergePartialsParams& params, cudaStream_t stream);
 
+// CUDA graphs (a decode step captured once, replayed with each step's launch plan): updates the
+// node a captured launch_forest_attention(params) added, in an instantiated graph, to new params,
+// with launch_forest_attention's geometry. params.num_ctas must be >= 1.
+cudaError_t update_forest_attention_node(cudaGraphExec_t exec, cudaGraphNode_t node, const ForestAttentionParams& params);
+// The same for a captured launch_forest_attention_sm90 (v2: the grid is the persistent one, the
+// same every step).
+cudaError_t update_forest_attention_sm90_node(cudaGraphExec_t exec, cudaGraphNode_t node,
+                                              const ForestAttentionParams& params);
+
 }  // namespace canopy::kernels

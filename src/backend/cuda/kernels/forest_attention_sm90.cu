@@ -37,6 +37,21 @@ cudaError_t launch_sm90(const ForestAttentionParams& p, cudaStream_t stream) {
 }
 
 template <int kD>
+cudaError_t update_node_sm90(cudaGraphExec_t exec, cudaGraphNode_t node, const ForestAttentionParams& p) {
+  using C = ForestConfigSm90<kD>;
+  if (p.num_ctas <= 0) return cudaErrorInvalidValue;  // a captured launch always has CTAs
+  ForestAttentionParams arg = p;  // copied into the node by the call
+  void* args[] = {&arg};
+  cudaKernelNodeParams n{};
+  n.func = reinterpret_cast<void*>(forest_attention_sm90_kernel<kD>);
+  n.gridDim = dim3(static_cast<unsigned>(p.num_ctas));
+  n.blockDim = dim3(C::kThreads);
+  n.sharedMemBytes = C::kSmemBytes;
+  n.kernelParams = args;
+  return cudaGraphExecKernelNodeSetParams(exec, node, &n);
+}
+
+template <int kD>
 cudaError_t info_sm90(ForestKernelInfo* info) {
   using C = ForestConfigSm90<kD>;
   info->threads_per_cta = C::kThreads;
@@ -78,6 +93,13 @@ bool forest_sm90_available() {
 cudaError_t forest_sm90_kernel_info(int head_dim, ForestKernelInfo* info) {
   if (head_dim == 64) return info_sm90<64>(info);
   if (head_dim == 128) return info_sm90<128>(info);
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t update_forest_attention_sm90_node(cudaGraphExec_t exec, cudaGraphNode_t node,
+                                              const ForestAttentionParams& params) {
+  if (params.head_dim == 64) return update_node_sm90<64>(exec, node, params);
+  if (params.head_dim == 128) return update_node_sm90<128>(exec, node, params);
   return cudaErrorInvalidValue;
 }
 

@@ -1,0 +1,33 @@
+// Rotary embedding, rotate-half convention (model_kernels.h, RopeParams): one CTA per token; a
+// thread rotates one (head, frequency) pair, elements i and i + D/2 of the head.
+#pragma once
+
+#include "device_common.cuh"
+#include "model_kernels.h"
+
+namespace canopy::kernels {
+
+inline constexpr int kRopeThreads = 128;
+
+__global__ void __launch_bounds__(kRopeThreads) rope_kernel(const __grid_constant__ RopeParams p) {
+  const int64_t t = blockIdx.x;
+  const int half = p.head_dim / 2;
+  const int heads = p.num_q_heads + p.num_kv_heads;
+  // The angle is rounded to f32 before sin/cos, as the CPU reference and common implementations do.
+  const float pos = static_cast<float>(p.positions[t]);
+  for (int idx = static_cast<int>(threadIdx.x); idx < heads * half; idx += kRopeThreads) {
+    const int h = idx / half;
+    const int i = idx % half;
+    const float angle = pos * p.inv_freq[i];
+    float s, c;
+    sincosf(angle, &s, &c);
+    uint16_t* v = h < p.num_q_heads ? p.q + (t * p.num_q_heads + h) * p.head_dim
+                                    : p.k + (t * p.num_kv_heads + (h - p.num_q_heads)) * p.head_dim;
+    const float a = bf16_bits_to_f32(v[i]);
+    const float b = bf16_bits_to_f32(v[i + half]);
+    v[i] = f32_to_bf16_bits(a * c - b * s);
+    v[i + half] = f32_to_bf16_bits(b * c + a * s);
+  }
+}
+
+}  // namespace canopy::kernels
