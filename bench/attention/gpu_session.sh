@@ -2,8 +2,8 @@
 # The attention work's GPU session, in one device call (H100, CUDA 13, every step capped so that
 # the table always prints last):
 #   1. configure + build test_gpu and bench_attention (16 cores, sm_90a);
-#   2. the one-tile wgmma layout test (printed), then the GPU kernel tests (ctest -L gpu, both
-#      kernels; the CPU-only emulated tests are skipped here);
+#   2. the one-tile wgmma layout test (printed), then the GPU attention tests (both kernels; the
+#      CPU-only emulated tests and the model backend's tests -- scripts/gpu_check.sh -- skipped);
 #   3. compute-sanitizer memcheck and racecheck on the small kernel tests (both kernels);
 #   4. the decode attention benchmark: canopy v1 (mma.sync) and v2 (wgmma) variants in two
 #      processes (a v2 failure cannot lose the v1 numbers), sharing off; with --peers also
@@ -115,8 +115,8 @@ cuobjdump -res-usage "$BUILD/src/backend/cuda/libcanopy_backend_cuda.a" 2> /dev/
 step "wgmma layout test"
 timeout "$(cap 60)" "$BUILD/tests/test_gpu" --gtest_filter='WgmmaLayout.TileProductsOnTheGpu' 2>&1 | \
   grep -E "wgmma tile|OK|FAILED|SKIPPED|Failure|expected" | head -20
-step "GPU kernel tests: ctest -L gpu (emulated CPU-only tests excluded)"
-timeout "$(cap 180)" ctest --test-dir "$BUILD" -L gpu -E "Emulated" -j 4 --timeout 120 --output-on-failure \
+step "GPU attention tests: ctest -L gpu -R 'Forest|Wgmma' (emulated CPU-only tests excluded)"
+timeout "$(cap 180)" ctest --test-dir "$BUILD" -L gpu -R "Forest|Wgmma" -E "Emulated" -j 4 --timeout 120 --output-on-failure \
   -O "$OUT/ctest.log" > "$OUT/ctest-console.log" 2>&1
 grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)|\(SEGFAULT\)|Exception" "$OUT/ctest-console.log" | head -40
 
