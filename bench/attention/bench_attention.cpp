@@ -1,15 +1,19 @@
 // Decode attention benchmark of one layer over a prefix forest (bf16, paged KV, block size 16):
-// canopy's fused forest kernel, the same with partials + a separate merge kernel, and with sharing
-// off (every sequence reads its own copy of its whole path), next to the floor
-// max(bytes / bandwidth, FLOPs / peak). Writes one JSON object per shape; the PyTorch and
-// FlashInfer columns come from peers.py, the table from report.py (bench/attention/README.md).
+// canopy's forest kernels in several variants (v1 mma.sync / v2 wgmma, fused merge / partials +
+// merge kernel, v2 with a given number of tensor CTAs, v2 on the shared nodes alone or the leaves
+// alone to measure each resource's rate), and with sharing off (every sequence reads its own copy
+// of its whole path), next to the floor max(bytes / bandwidth, FLOPs / peak). Every variant's
+// output is compared with the first full variant's. Writes one JSON object per shape; the PyTorch
+// and FlashInfer columns come from peers.py, the table from report.py (bench/attention/README.md).
 //
 //   bench_attention --out canopy.json [--repeats 30] [--only "32/8 B=1024"] [--quick]
+//                   [--variants v1u,v1,v2u,v2,v2-prefix,v2-leaves,v2-tc66] [--no-flat]
 #include <CLI/CLI.hpp>
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -23,6 +27,7 @@
 #include "backend/cuda/forest_attention_runner.h"
 #include "bench_device.h"
 #include "core/dtype.h"
+#include "core/error.h"
 #include "forest_workload.h"
 
 namespace canopy::bench {
@@ -126,8 +131,73 @@ std::vector<float> download_bf16(const cuda::DeviceBuffer<uint16_t>& buf, size_t
   return out;
 }
 
+struct Variant {
+  std::string name;
+  cuda::ForestKernel kernel = cuda::ForestKernel::kMmaSync;
+  kernels::ForestOutputMode mode = kernels::ForestOutputMode::kFusedMerge;
+  int tensor_ctas = -1;
+  enum class Subset { kAll, kShared, kLeaves } subset = Subset::kAll;
+};
+
+// v1 | v1u | v2 | v2u | v2-prefix | v2-leaves | v2-tc<N>   (u: partials + merge kernel)
+Variant parse_variant(const std::string& name) {
+  Variant v;
+  v.name = name;
+  std::string rest = name;
+  if (rest.rfind("v1", 0) == 0) {
+    v.kernel = cuda::ForestKernel::kMmaSync;
+  } else if (rest.rfind("v2", 0) == 0) {
+    v.kernel = cuda::ForestKernel::kWgmma;
+  } else {
+    fail("--variants: '{}' does not start with v1 or v2", name);
+  }
+  rest = rest.substr(2);
+  if (rest == "u") {
+    v.mode = kernels::ForestOutputMode::kPartials;
+  } else if (rest == "-prefix") {
+    v.subset = Variant::Subset::kShared;
+  } else if (rest == "-leaves") {
+    v.subset = Variant::Subset::kLeaves;
+  } else if (rest.rfind("-tc", 0) == 0 && rest.size() > 3) {
+    try {
+      v.tensor_ctas = std::stoi(rest.substr(3));
+    } catch (const std::exception&) {
+      fail("--variants: '{}': tensor CTA count is not a number", name);
+    }
+    CANOPY_CHECK(v.tensor_ctas >= 1 && v.tensor_ctas <= 100000, "--variants: '{}': tensor CTAs out of range", name);
+  } else {
+    CANOPY_CHECK(rest.empty(), "--variants: unknown variant '{}'", name);
+  }
+  return v;
+}
+
+// The plan restricted to its shared nodes (items with several queries) or to its leaves; merge
+// lists keep the slots that remain written (tokens left with none get an empty unit).
+AttentionPlan subset_plan(const AttentionPlan& plan, Variant::Subset subset) {
+  AttentionPlan p = plan;
+  p.items.clear();
+  std::vector<uint8_t> written(static_cast<size_t>(plan.num_slots), 0);
+  for (const AttentionItem& it : plan.items) {
+    const bool shared = it.q_count > 1;
+    if ((subset == Variant::Subset::kShared) != shared) continue;
+    p.items.push_back(it);
+    for (int32_t j = 0; j < it.q_count; ++j) written[static_cast<size_t>(it.out_begin + j)] = 1;
+  }
+  p.merge_slots.clear();
+  p.merge_offsets.assign(1, 0);
+  for (int32_t t = 0; t < plan.num_tokens; ++t) {
+    for (int32_t i = plan.merge_offsets[static_cast<size_t>(t)]; i < plan.merge_offsets[static_cast<size_t>(t) + 1]; ++i) {
+      const int32_t s = plan.merge_slots[static_cast<size_t>(i)];
+      if (written[static_cast<size_t>(s)]) p.merge_slots.push_back(s);
+    }
+    p.merge_offsets.push_back(static_cast<int32_t>(p.merge_slots.size()));
+  }
+  return p;
+}
+
 struct Options {
   std::string out = "canopy_attention.json";
+  std::string variants = "v1u,v1,v2u,v2,v2-prefix,v2-leaves";
   int repeats = 30;
   std::string only;
   bool quick = false;
@@ -138,8 +208,54 @@ struct Options {
   bool plan_only = false;
 };
 
+// One more run with the v2 kernel's per-CTA timeline: when the tensor CTAs finish their wide units
+// and when every CTA finishes (us from the first CTA's start), as min / median / max.
+nlohmann::json cta_timeline(cuda::ForestAttention& attn, const std::function<void()>& run,
+                            const cuda::ForestLaunchPlan& lp, cudaStream_t stream) {
+  const size_t n = static_cast<size_t>(lp.grid_ctas);
+  cuda::DeviceBuffer<int64_t> buf(3 * n);
+  attn.set_timeline(buf.data());
+  run();
+  CANOPY_CUDA_CHECK(cudaStreamSynchronize(stream));
+  attn.set_timeline(nullptr);
+  const std::vector<int64_t> t = buf.download(3 * n);
+  int64_t t0 = INT64_MAX;
+  for (size_t c = 0; c < n; ++c) t0 = std::min(t0, t[3 * c]);
+  std::vector<double> start, wide_end, tensor_end, leaf_end;
+  for (size_t c = 0; c < n; ++c) {
+    start.push_back((t[3 * c] - t0) / 1e3);
+    if (static_cast<int32_t>(c) < lp.num_tensor_ctas) {
+      wide_end.push_back((t[3 * c + 1] - t0) / 1e3);
+      tensor_end.push_back((t[3 * c + 2] - t0) / 1e3);
+    } else {
+      leaf_end.push_back((t[3 * c + 2] - t0) / 1e3);
+    }
+  }
+  auto stats = [](std::vector<double> v) -> nlohmann::json {
+    if (v.empty()) return nullptr;
+    std::sort(v.begin(), v.end());
+    return {{"min", v.front()}, {"median", v[v.size() / 2]}, {"max", v.back()}};
+  };
+  return {{"start_us", stats(start)}, {"tensor_wide_end_us", stats(wide_end)}, {"tensor_end_us", stats(tensor_end)},
+          {"leaf_cta_end_us", stats(leaf_end)}};
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t end = s.find(',', start);
+    const std::string item = s.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!item.empty()) out.push_back(item);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
 nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, size_t flush_bytes, cudaStream_t stream) {
   const auto t0 = std::chrono::steady_clock::now();
+  fmt::print("{}\n", s.name);
   const AttentionShape shape{s.hq, s.hkv, s.d, 1.0f / std::sqrt(static_cast<float>(s.d))};
   const ForestDecode fd = testing::build_forest_decode(s.forest, o.block_size, s.hkv, s.d, 0);
   const testing::StepCost cost = testing::forest_step_cost(fd, s.hq, s.hkv, s.d);
@@ -151,7 +267,7 @@ nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, s
                       {"floor_ms", floor_ms}, {"floor_bound", bytes / o.bandwidth >= cost.flops / o.peak_flops ? "memory" : "compute"}};
   const int32_t T = fd.plan.num_tokens;
   const size_t q_elems = static_cast<size_t>(T) * s.hq * s.d;
-  cuda::DeviceBuffer<uint16_t> q(q_elems), out(q_elems), out2(q_elems);
+  cuda::DeviceBuffer<uint16_t> q(q_elems), out(q_elems);
   cuda::DeviceBuffer<float> lse(static_cast<size_t>(T) * s.hq);
   CANOPY_CUDA_CHECK(fill_random_bf16(q.data(), q_elems, 1, 1.0f, stream));
   {
@@ -162,39 +278,95 @@ nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, s
       j["error"] = "out of memory";
       return j;
     }
-    cuda::DeviceBuffer<uint16_t> k(kv_elems), v(kv_elems);
+    cuda::DeviceBuffer<uint16_t> k(kv_elems), v_buf(kv_elems);
     CANOPY_CUDA_CHECK(fill_random_bf16(k.data(), kv_elems, 2, 1.0f, stream));
-    CANOPY_CUDA_CHECK(fill_random_bf16(v.data(), kv_elems, 3, 1.0f, stream));
-    cuda::ForestAttention attn(shape, fd.layout);
-    attn.prepare(fd.plan, stream);
-    const auto& lp = attn.launch_plan();
-    j["launch"] = {{"units", lp.units.size()}, {"wide_units", lp.wide_units}, {"narrow_units", lp.narrow_units},
-                   {"ctas", lp.cta_offsets.size() - 1}, {"split_items", lp.split_items}, {"slots", lp.num_slots},
-                   {"model_makespan_us", lp.predicted_makespan_ns / 1e3}, {"summary", lp.summary()}};
-    auto fused = [&] { attn.run(q.data(), k.data(), v.data(), out.data(), lse.data(), stream); };
-    auto unfused = [&] {
-      attn.run(q.data(), k.data(), v.data(), out2.data(), lse.data(), stream, kernels::ForestOutputMode::kPartials);
-    };
-    j["fused"] = time_it(fused, o.repeats, flush, flush_bytes, stream).json();
-    j["unfused"] = time_it(unfused, o.repeats, flush, flush_bytes, stream).json();
-    // At-scale sanity: both output modes agree, nothing unwritten.
-    CANOPY_CUDA_CHECK(cudaMemsetAsync(out.data(), 0xff, q_elems * 2, stream));
-    CANOPY_CUDA_CHECK(cudaMemsetAsync(out2.data(), 0xff, q_elems * 2, stream));
-    fused();
-    unfused();
-    CANOPY_CUDA_CHECK(cudaStreamSynchronize(stream));
-    const auto a = download_bf16(out, q_elems);
-    const auto b = download_bf16(out2, q_elems);
-    double max_diff = 0.0;
-    int64_t nonfinite = 0;
-    for (size_t i = 0; i < q_elems; ++i) {
-      if (!std::isfinite(a[i]) || !std::isfinite(b[i])) {
-        ++nonfinite;
-        continue;
+    CANOPY_CUDA_CHECK(fill_random_bf16(v_buf.data(), kv_elems, 3, 1.0f, stream));
+    std::vector<float> reference;  // the first full variant's output
+    nlohmann::json variants = nlohmann::json::object();
+    for (const std::string& name : split_list(o.variants)) {
+      const Variant v = parse_variant(name);
+      nlohmann::json vj;
+      try {
+        cuda::ForestLaunchOptions opts =
+            cuda::forest_options_for_current_device(s.d, v.kernel == cuda::ForestKernel::kWgmma);
+        if (opts.kernel != v.kernel) {
+          vj["error"] = "kernel not available on this device/build";
+          variants[name] = vj;
+          continue;
+        }
+        opts.tensor_ctas = v.tensor_ctas;
+        const AttentionPlan plan = v.subset == Variant::Subset::kAll ? fd.plan : subset_plan(fd.plan, v.subset);
+        cuda::ForestAttention attn(shape, fd.layout, opts);
+        attn.prepare(plan, stream);
+        const auto& lp = attn.launch_plan();
+        auto run = [&] { attn.run(q.data(), k.data(), v_buf.data(), out.data(), lse.data(), stream, v.mode); };
+        const Timing t = time_it(run, o.repeats, flush, flush_bytes, stream);
+        vj = t.json();
+        vj["launch"] = lp.summary();
+        vj["tensor_ctas"] = lp.num_tensor_ctas;
+        vj["model_makespan_us"] = lp.predicted_makespan_ns / 1e3;
+        // Output check: poisoned, one run, compared with the reference variant.
+        CANOPY_CUDA_CHECK(cudaMemsetAsync(out.data(), 0xff, q_elems * 2, stream));
+        run();
+        CANOPY_CUDA_CHECK(cudaStreamSynchronize(stream));
+        const auto got = download_bf16(out, q_elems);
+        int64_t nonfinite = 0;
+        for (float x : got) nonfinite += std::isfinite(x) ? 0 : 1;
+        vj["nonfinite"] = nonfinite;
+        if (v.kernel == cuda::ForestKernel::kWgmma && v.mode == kernels::ForestOutputMode::kFusedMerge)
+          vj["timeline"] = cta_timeline(attn, run, lp, stream);
+        if (v.subset == Variant::Subset::kAll) {
+          if (reference.empty()) {
+            reference = got;
+            vj["reference"] = true;
+          } else {
+            double max_diff = 0.0;
+            for (size_t i = 0; i < q_elems; ++i)
+              if (std::isfinite(got[i]) && std::isfinite(reference[i]))
+                max_diff = std::max(max_diff, static_cast<double>(std::abs(got[i] - reference[i])));
+            vj["max_abs_vs_reference"] = max_diff;
+          }
+        } else {
+          const testing::StepCost sub = testing::forest_step_cost(
+              ForestDecode{plan, fd.layout, {}, {}, {}, {}, {}}, s.hq, s.hkv, s.d);
+          if (v.subset == Variant::Subset::kShared) vj["tflops"] = sub.flops / (t.median_ms * 1e-3) / 1e12;
+          vj["tbps"] = sub.kv_bytes / (t.median_ms * 1e-3) / 1e12;
+        }
+      } catch (const std::exception& e) {
+        vj["error"] = e.what();
+        (void)cudaGetLastError();
       }
-      max_diff = std::max(max_diff, static_cast<double>(std::abs(a[i] - b[i])));
+      std::string tl;
+      if (vj.contains("timeline")) {
+        const auto& t = vj["timeline"];
+        auto f = [&](const char* key) {
+          return t[key].is_null() ? std::string("-")
+                                  : fmt::format("{:.0f}/{:.0f}/{:.0f}", t[key]["min"].get<double>(),
+                                                t[key]["median"].get<double>(), t[key]["max"].get<double>());
+        };
+        tl = fmt::format("\n                 CTA timeline us (min/median/max): start {} | tensor CTAs: wide done {}, "
+                         "end {} | leaf CTAs: end {}",
+                         f("start_us"), f("tensor_wide_end_us"), f("tensor_end_us"), f("leaf_cta_end_us"));
+      }
+      fmt::print("    {:<12} {}{}\n", name,
+                 vj.contains("median_ms") ? fmt::format("{:.3f} ms  {}", vj["median_ms"].get<double>(),
+                                                        vj.value("launch", std::string()))
+                                          : vj.value("error", std::string("-")),
+                 tl);
+      std::fflush(stdout);
+      variants[name] = vj;
     }
-    j["check"] = {{"fused_vs_unfused_max_abs", max_diff}, {"nonfinite", nonfinite}};
+    j["variants"] = variants;
+    // The best default (v2 where it ran, else v1) under the report's fused/unfused columns.
+    for (const char* key : {"fused", "unfused"}) {
+      const std::string n1 = key == std::string("fused") ? "v1" : "v1u";
+      const std::string n2 = key == std::string("fused") ? "v2" : "v2u";
+      if (variants.contains(n2) && variants[n2].contains("median_ms")) {
+        j[key] = variants[n2];
+      } else if (variants.contains(n1) && variants[n1].contains("median_ms")) {
+        j[key] = variants[n1];
+      }
+    }
   }
   // Sharing off: every sequence reads its own copy of its whole path (the honest baseline).
   if (o.flat) {
@@ -226,6 +398,9 @@ int run(int argc, char** argv) {
   app.add_option("--out", o.out, "JSON output file");
   app.add_option("--repeats", o.repeats, "timed runs per measurement (median reported)")->check(CLI::Range(3, 1000));
   app.add_option("--only", o.only, "run only shapes whose name contains this");
+  app.add_option("--variants", o.variants,
+                 "comma-separated: v1 v1u v2 v2u (u: partials + merge kernel), v2-prefix, v2-leaves (shared "
+                 "nodes / leaves alone), v2-tc<N> (N CTAs start on wide units)");
   app.add_flag("--quick", o.quick, "a few small shapes");
   app.add_flag("!--no-flat", o.flat, "skip the sharing-off baseline");
   app.add_option("--bandwidth", o.bandwidth, "bytes/s for the floor");
@@ -243,7 +418,12 @@ int run(int argc, char** argv) {
           std::max((cost.kv_bytes + cost.q_out_bytes) / o.bandwidth, cost.flops / o.peak_flops) * 1e3;
       const AttentionShape shape{s.hq, s.hkv, s.d, 1.0f / std::sqrt(static_cast<float>(s.d))};
       const auto lp = cuda::build_forest_launch_plan(fd.plan, shape, fd.layout, cuda::ForestLaunchOptions{});
-      fmt::print("{:<34} floor {:.3f} ms | {}\n", s.name, floor_ms, lp.summary());
+      cuda::ForestLaunchOptions v2;
+      v2.kernel = cuda::ForestKernel::kWgmma;
+      v2.ctas_per_sm = 1;
+      const auto lp2 = cuda::build_forest_launch_plan(fd.plan, shape, fd.layout, v2);
+      fmt::print("{:<34} floor {:.3f} ms | {}\n{:<34}                  | {}\n", s.name, floor_ms, lp.summary(), "",
+                 lp2.summary());
     }
     return 0;
   }
@@ -276,7 +456,7 @@ int run(int argc, char** argv) {
       if (!j.contains(key) || j[key].is_null()) return "-";
       return fmt::format("{:.3f}", j[key]["median_ms"].get<double>());
     };
-    fmt::print("{:<34} fused {:>8} ms  unfused {:>8} ms  no-sharing {:>9} ms  floor {:.3f} ms{}\n", s.name, ms("fused"),
+    fmt::print("{:<34} fused {:>8} ms  unfused {:>8} ms  no-sharing {:>9} ms  floor {:.3f} ms{}\n\n", s.name, ms("fused"),
                ms("unfused"), ms("no_sharing"), j.value("floor_ms", 0.0),
                j.contains("error") ? "  [" + j["error"].get<std::string>() + "]" : "");
     std::fflush(stdout);

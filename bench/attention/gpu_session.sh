@@ -1,19 +1,44 @@
 #!/usr/bin/env bash
-# The attention work's GPU session, in one device call (H100, CUDA 13, ~8 minutes, every step
-# capped so that the table always prints last):
+# The attention work's GPU session, in one device call (H100, CUDA 13, every step capped so that
+# the table always prints last):
 #   1. configure + build test_gpu and bench_attention (16 cores, sm_90a);
-#   2. the GPU kernel tests (ctest -L gpu);
-#   3. compute-sanitizer memcheck and racecheck on the small kernel tests;
-#   4. the decode attention benchmark: canopy (fused, unfused, sharing off), PyTorch's kernels
-#      (own copy; Hydragen split + merge), FlashInfer's cascade wrapper if its wheel was carried;
-#   5. the markdown table.
+#   2. the one-tile wgmma layout test (printed), then the GPU attention tests (both kernels; the
+#      CPU-only emulated tests and the model backend's tests -- scripts/gpu_check.sh -- skipped);
+#   3. compute-sanitizer memcheck and racecheck on the small kernel tests (both kernels);
+#   4. the decode attention benchmark: canopy v1 (mma.sync) and v2 (wgmma) variants in two
+#      processes (a v2 failure cannot lose the v1 numbers), sharing off; with --peers also
+#      PyTorch's kernels (own copy; Hydragen split + merge) and FlashInfer's cascade wrapper;
+#   5. the markdown tables.
 #
-# Device call, from the repository root:   bash bench/attention/gpu_session.sh
-#   carry: [".whl", ".carry"]   (optional; made by bench/attention/fetch_carry.sh)
-# Results land in $OUT: gpu.txt, *.log, canopy.json, torch.json, flashinfer.json,
-# attention-results.json (commit it as bench/results/attention-<gpu>-<date>.json).
+# Device call, from the repository root:
+#   bash bench/attention/gpu_session.sh [--peers] [--no-sanitizer] [--no-flat] [--only SHAPE]
+#                                       [--v2-variants LIST] [--repeats N]
+#   carry: [".whl", ".carry"]   (.whl only matters with --peers; made by bench/attention/fetch_carry.sh)
+# About 3 minutes without --peers (which adds the FlashInfer JIT build: minutes).
+# Results land in $OUT: gpu.txt, *.log, canopy-v1.json, canopy-v2.json, torch.json,
+# flashinfer.json, attention-results.json (commit it as bench/results/attention-<gpu>-<date>.json).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+PEERS=0
+SANITIZER=1
+FLAT=1
+ONLY=""
+REPEATS=30
+V1_VARIANTS="v1u,v1"
+V2_VARIANTS="v1u,v2u,v2,v2-prefix,v2-leaves,v2-tc33,v2-tc66,v2-tc99,v2-tc132"  # v1u first: the reference output
+while (($#)); do
+  case "$1" in
+    --peers) PEERS=1 ;;
+    --no-sanitizer) SANITIZER=0 ;;
+    --no-flat) FLAT=0 ;;
+    --only) ONLY="$2"; shift ;;
+    --repeats) REPEATS="$2"; shift ;;
+    --v1-variants) V1_VARIANTS="$2"; shift ;;
+    --v2-variants) V2_VARIANTS="$2"; shift ;;
+    *) echo "gpu_session.sh: unknown argument $1"; exit 2 ;;
+  esac
+  shift
+done
 ROOT=$PWD
 OUT="${OUT:-/tmp/canopy-gpu-out}"
 mkdir -p "$OUT"
@@ -35,7 +60,9 @@ nproc | sed 's/^/cores: /' | tee -a "$OUT/gpu.txt"
 # ---- FlashInfer: install the carried wheels privately; build its kernels in the background (JIT)
 FI_SITE=/tmp/canopy-flashinfer
 FI_PID=""
-if ls .whl/flashinfer*.whl > /dev/null 2>&1; then
+if ((PEERS == 0)); then
+  step "peers skipped (no --peers)"
+elif ls .whl/flashinfer*.whl > /dev/null 2>&1; then
   rm -rf "$FI_SITE"
   if python3 -m pip install --quiet --no-index --no-deps --target "$FI_SITE" .whl/*.whl > "$OUT/flashinfer-install.log" 2>&1; then
     (PYTHONPATH="$FI_SITE" timeout 300 nice -n 5 python3 bench/attention/peers.py --warmup-flashinfer \
@@ -80,17 +107,24 @@ if ! timeout "$(cap 300)" cmake --build "$BUILD" -j "$(nproc)" --target test_gpu
   step "build failed (build.log)"
   exit 1
 fi
-grep -A2 "forest_attention_kernel" "$OUT/build.log" | grep -E "registers|spill" | head -4
+# Registers, stack (spills) and shared memory of the attention kernels, from the built library.
+cuobjdump -res-usage "$BUILD/src/backend/cuda/libcanopy_backend_cuda.a" 2> /dev/null | \
+  grep -A1 "forest_attention" | grep -E "Function|REG" | sed 's/^ *//' | head -12
 
-# ---- 2. GPU tests
-step "GPU kernel tests: ctest -L gpu"
-timeout "$(cap 180)" ctest --test-dir "$BUILD" -L gpu -j 4 --timeout 170 --output-on-failure -O "$OUT/ctest.log" \
-  > "$OUT/ctest-console.log" 2>&1
+# ---- 2. GPU tests: the wgmma layouts first (a failure there explains any v2 failure below)
+step "wgmma layout test"
+timeout "$(cap 60)" "$BUILD/tests/test_gpu" --gtest_filter='WgmmaLayout.TileProductsOnTheGpu' 2>&1 | \
+  grep -E "wgmma tile|OK|FAILED|SKIPPED|Failure|expected" | head -20
+step "GPU attention tests: ctest -L gpu -R 'Forest|Wgmma' (emulated CPU-only tests excluded)"
+timeout "$(cap 180)" ctest --test-dir "$BUILD" -L gpu -R "Forest|Wgmma" -E "Emulated" -j 4 --timeout 120 --output-on-failure \
+  -O "$OUT/ctest.log" > "$OUT/ctest-console.log" 2>&1
 grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)|\(SEGFAULT\)|Exception" "$OUT/ctest-console.log" | head -40
 
 # ---- 3. compute-sanitizer on the small kernel tests
 SAN="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
-if [ -x "$SAN" ] && (( $(left) > 300 )); then
+if ((SANITIZER == 0)); then
+  step "compute-sanitizer skipped (--no-sanitizer)"
+elif [ -x "$SAN" ] && (( $(left) > 300 )); then
   for tool in memcheck racecheck; do
     step "compute-sanitizer $tool"
     timeout "$(cap 90)" "$SAN" --tool "$tool" --error-exitcode 3 "$BUILD/tests/test_gpu" \
@@ -115,20 +149,31 @@ if [ -n "$FI_PID" ]; then
     grep -q "exit 0" "$OUT/flashinfer-warmup.log" || FI_PID=""
   fi
 fi
-step "canopy benchmark"
-timeout "$(cap 150)" "$BUILD/bench/attention/bench_attention" --out "$OUT/canopy.json" --repeats 30 2>&1 | tee "$OUT/canopy.txt"
-step "PyTorch peers"
-timeout "$(cap 150)" python3 bench/attention/peers.py --shapes "$OUT/canopy.json" --out "$OUT/torch.json" --repeats 30 \
-  > "$OUT/torch.txt" 2>&1
-tail -3 "$OUT/torch.txt"
+BENCH=("$BUILD/bench/attention/bench_attention" --repeats "$REPEATS")
+[ -n "$ONLY" ] && BENCH+=(--only "$ONLY")
+step "canopy benchmark: v1 ($V1_VARIANTS)"
+timeout "$(cap 120)" "${BENCH[@]}" --variants "$V1_VARIANTS" --no-flat --out "$OUT/canopy-v1.json" 2>&1 | \
+  tee "$OUT/canopy-v1.txt" | grep -v "^    "
+step "canopy benchmark: v2 ($V2_VARIANTS)"
+flat_arg=(--no-flat)
+((FLAT)) && flat_arg=()
+timeout "$(cap 180)" "${BENCH[@]}" --variants "$V2_VARIANTS" "${flat_arg[@]}" --out "$OUT/canopy-v2.json" 2>&1 | \
+  tee "$OUT/canopy-v2.txt"
+if ((PEERS)); then
+  step "PyTorch peers"
+  timeout "$(cap 150)" python3 bench/attention/peers.py --shapes "$OUT/canopy-v2.json" --out "$OUT/torch.json" \
+    --repeats 30 > "$OUT/torch.txt" 2>&1
+  tail -3 "$OUT/torch.txt"
+fi
 if [ -n "$FI_PID" ] && (( $(left) > 60 )); then
   step "FlashInfer peer"
-  PYTHONPATH="$FI_SITE" timeout "$(cap 90)" python3 bench/attention/peers.py --flashinfer --shapes "$OUT/canopy.json" \
+  PYTHONPATH="$FI_SITE" timeout "$(cap 90)" python3 bench/attention/peers.py --flashinfer --shapes "$OUT/canopy-v2.json" \
     --out "$OUT/flashinfer.json" --repeats 30 > "$OUT/flashinfer.txt" 2>&1
   tail -3 "$OUT/flashinfer.txt"
 fi
 
 # ---- 5. table
 step "report"
-python3 bench/attention/report.py --canopy "$OUT/canopy.json" --torch "$OUT/torch.json" \
-  --flashinfer "$OUT/flashinfer.json" --out "$OUT/attention-results.json"
+python3 bench/attention/report.py --canopy "$OUT/canopy-v2.json" --canopy "$OUT/canopy-v1.json" \
+  --torch "$OUT/torch.json" --flashinfer "$OUT/flashinfer.json" \
+  --previous bench/results/attention-nvidia-h100-80gb-hbm3-2026-11-25-v1.json --out "$OUT/attention-results.json"

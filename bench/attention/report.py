@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
-"""Combines the attention benchmark's JSON files (bench_attention, peers.py torch and flashinfer
-runs) into one results file and prints the markdown table (bench/attention/README.md).
+"""Combines the attention benchmark's JSON files (bench_attention runs, peers.py torch and
+flashinfer runs) into one results file and prints the markdown tables (bench/attention/README.md).
 
-  python3 report.py --canopy canopy.json --torch torch.json [--flashinfer fi.json] --out results.json
+  python3 report.py --canopy canopy-v2.json [--canopy canopy-v1.json] [--torch torch.json]
+                    [--flashinfer fi.json] [--previous earlier-results.json] --out results.json
+
+Several --canopy files (e.g. the v2 and the v1 runs, made by separate processes) are merged by
+shape: their variants side by side. Peer columns missing from this session come from --previous
+(an earlier results file of the same GPU), marked with a star.
 """
 import argparse
 import json
@@ -25,10 +30,10 @@ def median(entry):
     return None
 
 
-def cell(v, note=None):
+def cell(v, note=None, star=False):
     if v is None:
         return note or "-"
-    return "%.3f" % v
+    return "%.3f%s" % (v, "*" if star else "")
 
 
 def short_error(entry):
@@ -38,62 +43,117 @@ def short_error(entry):
     return None
 
 
+def merge_canopy(docs):
+    """Shapes by name, in the first file's order; variants merged; scalar fields from the first."""
+    merged, order, meta = {}, [], {}
+    for d in docs:
+        if not d:
+            continue
+        for k in ("gpu", "date", "bandwidth", "peak_flops", "sms"):
+            meta.setdefault(k, d.get(k))
+        for s in d.get("shapes", []):
+            name = s.get("name")
+            if name is None:
+                continue
+            if name not in merged:
+                merged[name] = dict(s)
+                merged[name]["variants"] = dict(s.get("variants", {}))
+                order.append(name)
+            else:
+                m = merged[name]
+                m["variants"].update(s.get("variants", {}))
+                for k, v in s.items():
+                    if k != "variants" and m.get(k) is None:
+                        m[k] = v
+    return [merged[n] for n in order], meta
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--canopy", required=True)
+    ap.add_argument("--canopy", action="append", required=True)
     ap.add_argument("--torch")
     ap.add_argument("--flashinfer")
+    ap.add_argument("--previous")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    canopy = load(args.canopy) or {"shapes": []}
+    canopy_docs = [load(p) for p in args.canopy]
+    shapes, cmeta = merge_canopy(canopy_docs)
     torch_r = load(args.torch) or {"shapes": []}
     fi = load(args.flashinfer) or {"shapes": []}
+    prev = load(args.previous) or {}
     by_name = lambda d: {s["name"]: s for s in d.get("shapes", []) if "name" in s}
     tr, fr = by_name(torch_r), by_name(fi)
+    prev_rows = {r["name"]: r for r in prev.get("rows", []) if "name" in r}
 
-    rows, combined = [], []
-    for s in canopy["shapes"]:
+    rows, vrows, combined = [], [], []
+    for s in shapes:
         name = s["name"]
+        var = s.get("variants", {})
         t = tr.get(name, {})
         f = fr.get(name, {})
-        fused = median(s.get("fused"))
-        unfused = median(s.get("unfused"))
+        pr = prev_rows.get(name, {})
+        v2, v2u = median(var.get("v2")), median(var.get("v2u"))
+        v1, v1u = median(var.get("v1")), median(var.get("v1u"))
         flat = median(s.get("no_sharing"))
-        own = median(t.get("own_copy"))
-        split = median(t.get("split"))
-        fim = median(f.get("flashinfer"))
+        own, split, fim = median(t.get("own_copy")), median(t.get("split")), median(f.get("flashinfer"))
+        own_star = split_star = fi_star = False
+        if own is None and pr.get("torch_own_copy_ms") is not None:
+            own, own_star = pr["torch_own_copy_ms"], True
+        if split is None and pr.get("torch_split_ms") is not None:
+            split, split_star = pr["torch_split_ms"], True
+        if fim is None and pr.get("flashinfer_ms") is not None:
+            fim, fi_star = pr["flashinfer_ms"], True
         floor = s.get("floor_ms")
+        best = min([x for x in (v2, v2u, v1, v1u) if x is not None], default=None)
         peers = [x for x in (own, split, fim) if x is not None]
         entry = {
             "name": name, "floor_ms": floor, "floor_bound": s.get("floor_bound"),
-            "canopy_fused_ms": fused, "canopy_unfused_ms": unfused, "canopy_no_sharing_ms": flat,
-            "torch_own_copy_ms": own, "torch_own_copy_kernel": t.get("own_copy", {}).get("kernel"),
-            "torch_split_ms": split, "torch_split_kernel": t.get("split", {}).get("kernel"),
-            "flashinfer_ms": fim,
-            "canopy_over_floor": fused / floor if fused and floor else None,
-            "best_peer_over_canopy": min(peers) / fused if peers and fused else None,
-            "check": s.get("check"), "launch": s.get("launch"),
-            "split_check_max_abs": t.get("split", {}).get("kernels", {}).get("split_check_max_abs"),
+            "v2_fused_ms": v2, "v2_unfused_ms": v2u, "v1_fused_ms": v1, "v1_unfused_ms": v1u,
+            "canopy_no_sharing_ms": flat, "torch_own_copy_ms": own, "torch_split_ms": split,
+            "flashinfer_ms": fim, "peers_from_previous": {"torch_own_copy": own_star, "torch_split": split_star,
+                                                          "flashinfer": fi_star},
+            "canopy_best_ms": best,
+            "canopy_over_floor": best / floor if best and floor else None,
+            "best_peer_over_canopy": min(peers) / best if peers and best else None,
+            "variants": var,
         }
         combined.append(entry)
         rows.append([
-            name,
-            cell(fused, "err" if s.get("error") else None),
-            cell(unfused),
+            name, cell(v2, short_error(var.get("v2"))), cell(v2u, short_error(var.get("v2u"))),
+            cell(v1, short_error(var.get("v1"))), cell(v1u, short_error(var.get("v1u"))),
             cell(flat, short_error({"error": s.get("no_sharing_error", "")}) if s.get("no_sharing_error") else None),
-            cell(own, short_error(t.get("own_copy"))),
-            cell(split, short_error(t.get("split"))),
-            cell(fim, short_error(f.get("flashinfer")) or ("n/a" if not fr else None)),
-            cell(floor),
-            "%.2fx" % (fused / floor) if fused and floor else "-",
-            "%.2fx" % (min(peers) / fused) if peers and fused else "-",
+            cell(split, short_error(t.get("split")), split_star), cell(fim, None, fi_star), cell(floor),
+            "%.2fx" % (best / floor) if best and floor else "-",
+            "%.2fx" % (min(peers) / best) if peers and best else "-",
+        ])
+        # Variants: rates of the two resources, tensor-CTA sweep, output checks.
+        pre, lea = var.get("v2-prefix", {}), var.get("v2-leaves", {})
+        tcs = sorted([k for k in var if k.startswith("v2-tc")], key=lambda k: int(k[5:]))
+        checks = []
+        for k, e in var.items():
+            if not isinstance(e, dict):
+                continue
+            if e.get("nonfinite"):
+                checks.append("%s: %d NaN" % (k, e["nonfinite"]))
+            if isinstance(e.get("max_abs_vs_reference"), (int, float)) and e["max_abs_vs_reference"] > 0.02:
+                checks.append("%s: diff %.3g" % (k, e["max_abs_vs_reference"]))
+            if "error" in e:
+                checks.append("%s: %s" % (k, e["error"][:60]))
+        vrows.append([
+            name,
+            "%s (%.0f TF/s)" % (cell(median(pre)), pre["tflops"]) if median(pre) and pre.get("tflops") else cell(median(pre)),
+            "%s (%.2f TB/s)" % (cell(median(lea)), lea["tbps"]) if median(lea) and lea.get("tbps") else cell(median(lea)),
+            "%s tc=%s" % (cell(v2), var.get("v2", {}).get("tensor_ctas", "-")),
+            " ".join("%s:%s" % (k[5:], cell(median(var[k]))) for k in tcs) or "-",
+            "%.1f" % var.get("v2", {}).get("model_makespan_us", 0.0) if var.get("v2") else "-",
+            "; ".join(checks) or "ok",
         ])
 
-    meta = {"gpu": canopy.get("gpu"), "date": canopy.get("date"), "torch": torch_r.get("torch"),
+    meta = {"gpu": cmeta.get("gpu"), "date": cmeta.get("date"), "torch": torch_r.get("torch"),
             "flashinfer": fi.get("flashinfer") or fi.get("flashinfer_error"),
-            "bandwidth": canopy.get("bandwidth"), "peak_flops": canopy.get("peak_flops")}
+            "bandwidth": cmeta.get("bandwidth"), "peak_flops": cmeta.get("peak_flops")}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    doc = {"meta": meta, "rows": combined, "canopy_raw": canopy, "torch_raw": torch_r, "flashinfer_raw": fi}
+    doc = {"meta": meta, "rows": combined, "canopy_raw": canopy_docs, "torch_raw": torch_r, "flashinfer_raw": fi}
     with open(args.out, "w") as fo:
         json.dump(doc, fo, indent=2)
     # The name to commit it under: bench/results/attention-<gpu>-<date>.json
@@ -104,14 +164,22 @@ def main():
     with open(named, "w") as fo:
         json.dump(doc, fo, indent=2)
 
-    head = ["shape", "canopy fused", "canopy unfused", "canopy no-sharing", "torch own-copy", "torch split+merge",
-            "flashinfer", "floor", "canopy/floor", "best peer/canopy"]
+    head = ["shape", "v2 fused", "v2 unfused", "v1 fused", "v1 unfused", "no-sharing", "torch split+merge",
+            "flashinfer", "floor", "best canopy/floor", "best peer/canopy"]
     print("\n### Decode attention, one layer, bf16, D=128, paged KV (block 16), ms (median, L2 flushed)")
-    print("%s, %s; torch %s; flashinfer: %s" % (meta["gpu"], meta["date"], meta["torch"], meta["flashinfer"]))
+    print("%s, %s; torch %s; flashinfer: %s; * = from %s" % (meta["gpu"], meta["date"], meta["torch"],
+                                                            meta["flashinfer"], args.previous or "-"))
     print("(commit as bench/results/%s)" % os.path.basename(named))
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
+        print("| " + " | ".join(r) + " |")
+    vhead = ["shape", "v2 shared nodes alone", "v2 leaves alone", "v2 (model's tensor CTAs)",
+             "v2 with N tensor CTAs", "model us", "checks"]
+    print("\n### v2 variants: each resource alone, tensor-CTA sweep, output checks (vs the first full variant)")
+    print("| " + " | ".join(vhead) + " |")
+    print("|" + "---|" * len(vhead))
+    for r in vrows:
         print("| " + " | ".join(r) + " |")
 
 

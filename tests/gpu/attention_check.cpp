@@ -81,8 +81,13 @@ void check_result(const AttentionCase& c, const Reference& ref, kernels::ForestO
 
 GpuAttentionResult check_case(const AttentionCase& c, const Reference& ref, kernels::ForestOutputMode mode,
                               const cuda::ForestLaunchOptions* options, int repeats) {
-  GpuAttentionResult gpu = run_plan_on_gpu(c.plan, c.shape, c.layout, c.q, c.k, c.v, mode, options, repeats);
-  check_result(c, ref, mode, gpu, "gpu");
+  const cuda::ForestLaunchOptions base = options != nullptr ? *options : device_options(c.shape.head_dim);
+  GpuAttentionResult gpu;
+  for (const cuda::ForestLaunchOptions& o : kernel_variants(base, c.shape.head_dim)) {
+    gpu = run_plan_on_gpu(c.plan, c.shape, c.layout, c.q, c.k, c.v, mode, &o, repeats);
+    EXPECT_EQ(gpu.launch_plan.kernel, o.kernel);
+    check_result(c, ref, mode, gpu, o.kernel == cuda::ForestKernel::kWgmma ? "gpu v2" : "gpu v1");
+  }
   return gpu;
 }
 

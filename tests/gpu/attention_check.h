@@ -47,7 +47,9 @@ inline constexpr double kRelL2Tol = 2e-2;
 void check_result(const AttentionCase& c, const Reference& ref, kernels::ForestOutputMode mode,
                   const GpuAttentionResult& result, const char* backend);
 
-// Runs the case on the GPU and checks it. Returns the GPU result for identity tests.
+// Runs the case on the GPU with every kernel variant (gpu_harness.h: v1, and v2 where it runs) and
+// checks each. Returns the last variant's result for identity tests. options == nullptr: the
+// device's defaults; otherwise its plan settings (splits, SM count) apply to every variant.
 GpuAttentionResult check_case(const AttentionCase& c, const Reference& ref, kernels::ForestOutputMode mode,
                               const cuda::ForestLaunchOptions* options = nullptr, int repeats = 1);
 

@@ -1,5 +1,6 @@
-// Host build of the CUDA kernels for the emulator: CUDA builtins and the sm_80 primitives of
-// mma_sm80.cuh re-implemented with the PTX ISA's semantics on top of kernel_emulator.h.
+// Host build of the CUDA kernels for the emulator: CUDA builtins, the sm_80 primitives of
+// mma_sm80.cuh and the sm_90a primitives of sm90_primitives.cuh re-implemented with the PTX ISA's
+// semantics on top of kernel_emulator.h.
 #include "emulated_forest_kernel.h"
 
 #include <cuda_runtime_api.h>
@@ -10,9 +11,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <vector>
 
 #include "core/dtype.h"
 #include "kernel_emulator.h"
+#include "wgmma_tile.h"
 
 // The emulated kernels live in canopy::kernels_emu, apart from the real ones in canopy::kernels.
 #define CANOPY_KERNEL_EMULATION 1
@@ -20,6 +26,7 @@
 #define __launch_bounds__(...)
 #define threadIdx (::canopy::emu::thread_idx())
 #define blockIdx (::canopy::emu::block_idx())
+#define gridDim (::canopy::emu::grid_dim())
 
 // ---- CUDA builtins
 namespace {
@@ -87,6 +94,7 @@ inline int atomicExch(int* p, int v) {
   return old;
 }
 inline float __int_as_float(int i) { return from_bits<float>(static_cast<uint32_t>(i)); }
+inline float __uint_as_float(unsigned u) { return from_bits<float>(u); }
 
 // ---- the sm_80 primitives (mma_sm80.cuh), with the PTX ISA's semantics
 namespace canopy::kernels {
@@ -102,6 +110,10 @@ inline uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(c - b);
 }
 inline void cp_async_16(uint32_t smem_addr, const void* gmem, bool valid) {
+  ::canopy::emu::async_copy_16(smem_addr, gmem, valid);
+}
+inline uint64_t l2_policy_evict_first() { return 0; }
+inline void cp_async_16_hint(uint32_t smem_addr, const void* gmem, bool valid, uint64_t) {
   ::canopy::emu::async_copy_16(smem_addr, gmem, valid);
 }
 inline void cp_async_commit() { ::canopy::emu::async_commit(); }
@@ -121,6 +133,7 @@ inline float bf16_at(uint32_t smem_addr) {
   return ::canopy::bf16_to_f32(h);
 }
 inline uint16_t bf16_bits_at(uint32_t smem_addr) {
+  ::canopy::emu::check_generic_read(smem_addr, 2);
   uint16_t h;
   std::memcpy(&h, ::canopy::emu::smem_base() + smem_addr, 2);
   return h;
@@ -208,12 +221,254 @@ inline uint32_t pack_bf16x2(float lo, float hi) {
   return static_cast<uint32_t>(::canopy::f32_to_bf16(lo)) | (static_cast<uint32_t>(::canopy::f32_to_bf16(hi)) << 16);
 }
 
+
+// ---- the sm_90a primitives (sm90_primitives.cuh), with the PTX ISA's semantics
+
+inline void mbar_init(uint32_t bar, uint32_t count) { ::canopy::emu::mbar_init(bar, count); }
+inline void mbar_arrive(uint32_t bar) { ::canopy::emu::mbar_arrive(bar); }
+inline bool mbar_try_wait(uint32_t bar, uint32_t parity) { return ::canopy::emu::mbar_test(bar, parity); }
+inline void mbar_wait(uint32_t bar, uint32_t parity) { ::canopy::emu::mbar_wait(bar, parity); }
+inline void named_barrier_sync(uint32_t id, uint32_t threads) {
+  ::canopy::emu::named_barrier(static_cast<int>(id), static_cast<int>(threads));
+}
+inline void cta_barrier(uint32_t threads) { named_barrier_sync(3, threads); }
+template <int kRegs>
+inline void setmaxnreg_inc() {}
+template <int kRegs>
+inline void setmaxnreg_dec() {}
+inline void fence_proxy_async_shared() { ::canopy::emu::proxy_fence(); }
+inline void prefetch_l1(const void*) {}
+inline uint64_t global_timer_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+inline void reg_fence(float&) {}
+inline void reg_fence(uint32_t&) {}
+
+inline uint64_t wgmma_desc_sw128(uint32_t smem_addr, uint32_t lbo_bytes, uint32_t sbo_bytes) {
+  return static_cast<uint64_t>((smem_addr & 0x3FFFFu) >> 4) | (static_cast<uint64_t>((lbo_bytes & 0x3FFFFu) >> 4) << 16) |
+         (static_cast<uint64_t>((sbo_bytes & 0x3FFFFu) >> 4) << 32) | (uint64_t{1} << 62);
+}
+
+namespace emu_wgmma {
+
+// One wgmma.mma_async of one thread, recorded at issue and executed (for the whole warpgroup) when
+// wgmma.wait_group retires its group -- reading shared memory then, as late as the hardware may.
+struct Op {
+  int n = 0;              // N of m64nNk16
+  bool a_in_regs = false;
+  bool b_mn_major = false;  // imm-trans-b 1
+  bool accumulate = true;
+  uint64_t desc_a = 0, desc_b = 0;
+  uint32_t a[4] = {};
+  float* d = nullptr;
+};
+struct ThreadState {
+  std::vector<Op> open;
+  std::vector<std::vector<Op>> groups;
+};
+struct Desc;
+void mark_operands(const Op& op, int delta);
+inline std::vector<std::unique_ptr<ThreadState>>& all_states() {
+  static std::vector<std::unique_ptr<ThreadState>> states;
+  return states;
+}
+inline ThreadState& state() {
+  void*& slot = ::canopy::emu::thread_slot();
+  if (slot == nullptr) {
+    all_states().push_back(std::make_unique<ThreadState>());
+    slot = all_states().back().get();
+  }
+  return *static_cast<ThreadState*>(slot);
+}
+
+struct Desc {
+  uint32_t start, lbo, sbo;
+};
+inline Desc decode(uint64_t desc) {
+  if ((desc >> 62) != 1 || ((desc >> 49) & 7) != 0) {
+    std::fprintf(stderr, "kernel emulator: wgmma descriptor is not 128B-swizzled with base offset 0\n");
+    std::abort();
+  }
+  return Desc{static_cast<uint32_t>(desc & 0x3FFF) << 4, static_cast<uint32_t>((desc >> 16) & 0x3FFF) << 4,
+              static_cast<uint32_t>((desc >> 32) & 0x3FFF) << 4};
+}
+// The 128-byte swizzle on shared-memory byte addresses: bits [4,7) ^= bits [7,10).
+inline uint32_t swizzle128(uint32_t addr) { return addr ^ (((addr >> 7) & 7u) << 4); }
+inline float bf16_smem(uint32_t addr) {
+  ::canopy::emu::check_async_read(addr & ~15u, 16);
+  ::canopy::emu::check_generic_read(addr & ~15u, 16);
+  return emu_detail::bf16_at(addr);
+}
+// K-major canonical layout ((8,m),(8,2)):((8 x 16 B, SBO),(2 B, 16 B)): element (row, k), k < 16.
+inline float kmajor(const Desc& d, int row, int k) {
+  return bf16_smem(swizzle128(d.start + static_cast<uint32_t>(row / 8) * d.sbo + static_cast<uint32_t>(row % 8) * 128 +
+                              static_cast<uint32_t>(k) * 2));
+}
+// MN-major canonical layout ((64,n),(8,k)):((2 B, LBO),(128 B, SBO)): element (mn, k).
+inline float mnmajor(const Desc& d, int mn, int k) {
+  return bf16_smem(swizzle128(d.start + static_cast<uint32_t>(mn / 64) * d.lbo + static_cast<uint32_t>(k / 8) * d.sbo +
+                              static_cast<uint32_t>(k % 8) * 128 + static_cast<uint32_t>(mn % 64) * 2));
+}
+
+// The shared-memory chunks an operation reads, marked in flight from issue to retirement (so a
+// cp.async into them in between -- e.g. a stage released too early -- is caught).
+inline void mark_operands(const Op& op, int delta) {
+  std::vector<uint32_t> chunks;
+  if (!op.a_in_regs) {
+    const Desc da = decode(op.desc_a);
+    for (int m = 0; m < 64; ++m)
+      for (int k = 0; k < 16; k += 8)
+        chunks.push_back(swizzle128(da.start + static_cast<uint32_t>(m / 8) * da.sbo + static_cast<uint32_t>(m % 8) * 128 +
+                                    static_cast<uint32_t>(k) * 2) & ~15u);
+  }
+  const Desc db = decode(op.desc_b);
+  if (op.b_mn_major) {  // 16 rows (k) of N elements: every 8-element chunk
+    for (int k = 0; k < 16; ++k)
+      for (int n = 0; n < op.n; n += 8)
+        chunks.push_back(swizzle128(db.start + static_cast<uint32_t>(n / 64) * db.lbo + static_cast<uint32_t>(k / 8) * db.sbo +
+                                    static_cast<uint32_t>(k % 8) * 128 + static_cast<uint32_t>(n % 64) * 2) & ~15u);
+  } else {  // N rows of 16 elements: two chunks per row
+    for (int n = 0; n < op.n; ++n)
+      for (int k = 0; k < 16; k += 8)
+        chunks.push_back(swizzle128(db.start + static_cast<uint32_t>(n / 8) * db.sbo + static_cast<uint32_t>(n % 8) * 128 +
+                                    static_cast<uint32_t>(k) * 2) & ~15u);
+  }
+  std::sort(chunks.begin(), chunks.end());
+  chunks.erase(std::unique(chunks.begin(), chunks.end()), chunks.end());
+  for (uint32_t c : chunks) ::canopy::emu::async_reads_add(c, 16, delta);
+}
+
+// Executes op index `i` of the oldest group of all 128 threads.
+inline void execute(ThreadState* const* st, size_t i) {
+  const Op& op0 = st[0]->groups.front()[i];
+  const int N = op0.n;
+  static float A[64][16], B[16][256], D[64][256];
+  for (int t = 0; t < 128; ++t) {
+    const Op& op = st[t]->groups.front()[i];
+    if (op.n != N || op.a_in_regs != op0.a_in_regs || op.b_mn_major != op0.b_mn_major || op.desc_b != op0.desc_b ||
+        (!op.a_in_regs && op.desc_a != op0.desc_a) || op.accumulate != op0.accumulate) {
+      std::fprintf(stderr, "kernel emulator: the warpgroup's threads issued different wgmma operations\n");
+      std::abort();
+    }
+  }
+  if (op0.a_in_regs) {
+    for (int t = 0; t < 128; ++t) {
+      const Op& op = st[t]->groups.front()[i];
+      const int w = t / 32, gid = (t % 32) / 4, t4 = t % 4;
+      const int r0 = 16 * w + gid, r1 = r0 + 8;
+      A[r0][2 * t4] = emu_detail::lo_bf16(op.a[0]);
+      A[r0][2 * t4 + 1] = emu_detail::hi_bf16(op.a[0]);
+      A[r1][2 * t4] = emu_detail::lo_bf16(op.a[1]);
+      A[r1][2 * t4 + 1] = emu_detail::hi_bf16(op.a[1]);
+      A[r0][2 * t4 + 8] = emu_detail::lo_bf16(op.a[2]);
+      A[r0][2 * t4 + 9] = emu_detail::hi_bf16(op.a[2]);
+      A[r1][2 * t4 + 8] = emu_detail::lo_bf16(op.a[3]);
+      A[r1][2 * t4 + 9] = emu_detail::hi_bf16(op.a[3]);
+    }
+  } else {
+    const Desc da = decode(op0.desc_a);
+    for (int m = 0; m < 64; ++m)
+      for (int k = 0; k < 16; ++k) A[m][k] = kmajor(da, m, k);
+  }
+  const Desc db = decode(op0.desc_b);
+  for (int k = 0; k < 16; ++k)
+    for (int n = 0; n < N; ++n) B[k][n] = op0.b_mn_major ? mnmajor(db, n, k) : kmajor(db, n, k);
+  for (int t = 0; t < 128; ++t) {  // accumulators in (the C fragment layout of each warp's 16 rows)
+    const Op& op = st[t]->groups.front()[i];
+    const int w = t / 32, gid = (t % 32) / 4, t4 = t % 4;
+    for (int j = 0; j < N / 8; ++j)
+      for (int e = 0; e < 4; ++e) D[16 * w + gid + 8 * (e / 2)][8 * j + 2 * t4 + e % 2] = op.accumulate ? op.d[4 * j + e] : 0.0f;
+  }
+  for (int m = 0; m < 64; ++m)
+    for (int n = 0; n < N; ++n) {
+      float acc = D[m][n];
+      for (int k = 0; k < 16; ++k) acc += A[m][k] * B[k][n];
+      D[m][n] = acc;
+    }
+  for (int t = 0; t < 128; ++t) {
+    const Op& op = st[t]->groups.front()[i];
+    const int w = t / 32, gid = (t % 32) / 4, t4 = t % 4;
+    for (int j = 0; j < N / 8; ++j)
+      for (int e = 0; e < 4; ++e) op.d[4 * j + e] = D[16 * w + gid + 8 * (e / 2)][8 * j + 2 * t4 + e % 2];
+  }
+}
+
+inline void retire(void* const* slots, void* ctx) {
+  const size_t keep = *static_cast<const size_t*>(ctx);
+  ThreadState* st[128];
+  for (int t = 0; t < 128; ++t) {
+    st[t] = static_cast<ThreadState*>(slots[t]);
+    if (st[t] == nullptr || st[t]->groups.size() != (st[0] != nullptr ? st[0]->groups.size() : 0)) {
+      std::fprintf(stderr, "kernel emulator: wgmma.wait_group with threads in different states\n");
+      std::abort();
+    }
+  }
+  while (st[0]->groups.size() > keep) {
+    for (size_t i = 0; i < st[0]->groups.front().size(); ++i) {
+      execute(st, i);
+      mark_operands(st[0]->groups.front()[i], -1);
+    }
+    for (int t = 0; t < 128; ++t) st[t]->groups.erase(st[t]->groups.begin());
+  }
+}
+
+}  // namespace emu_wgmma
+
+inline void wgmma_fence() {}
+inline void wgmma_issue(const emu_wgmma::Op& op) {
+  if (::canopy::emu::thread_idx().x % 128 == 0) emu_wgmma::mark_operands(op, +1);  // once per warpgroup
+  emu_wgmma::state().open.push_back(op);
+}
+inline void wgmma_commit() {
+  emu_wgmma::ThreadState& s = emu_wgmma::state();
+  s.groups.push_back(std::move(s.open));
+  s.open.clear();
+}
+template <int N>
+inline void wgmma_wait() {
+  emu_wgmma::state();  // every thread has a state before the collective reads them
+  size_t keep = N;
+  ::canopy::emu::warpgroup_collective(emu_wgmma::retire, &keep);
+}
+inline void wgmma_m64n64k16_ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+  emu_wgmma::Op op;
+  op.n = 64;
+  op.accumulate = accumulate != 0;
+  op.desc_a = desc_a;
+  op.desc_b = desc_b;
+  op.d = d;
+  wgmma_issue(op);
+}
+inline void wgmma_m64n64k16_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t desc_b) {
+  emu_wgmma::Op op;
+  op.n = 64;
+  op.a_in_regs = true;
+  op.b_mn_major = true;
+  op.desc_b = desc_b;
+  for (int i = 0; i < 4; ++i) op.a[i] = a[i];
+  op.d = d;
+  wgmma_issue(op);
+}
+inline void wgmma_m64n128k16_rs(float (&d)[64], const uint32_t (&a)[4], uint64_t desc_b) {
+  emu_wgmma::Op op;
+  op.n = 128;
+  op.a_in_regs = true;
+  op.b_mn_major = true;
+  op.desc_b = desc_b;
+  for (int i = 0; i < 4; ++i) op.a[i] = a[i];
+  op.d = d;
+  wgmma_issue(op);
+}
+
 }  // namespace canopy::kernels
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wunused-variable"
-#include "forest_attention.cuh"
+#include "forest_attention_sm90.cuh"
+#include "wgmma_tile_kernel.cuh"
 #pragma GCC diagnostic pop
 
 namespace canopy::testing {
@@ -231,6 +486,33 @@ void emulate_forest_attention(const void* forest_attention_params, int head_dim,
   } else {
     std::abort();
   }
+}
+
+void emulate_forest_attention_sm90(const void* forest_attention_params, int head_dim, int concurrent_ctas) {
+  const auto& p = *static_cast<const canopy::kernels::ForestAttentionParams*>(forest_attention_params);
+  if (head_dim == 128) {
+    using C = canopy::kernels::ForestConfigSm90<128>;
+    canopy::emu::launch(p.num_ctas, C::kThreads, C::kSmemBytes, concurrent_ctas,
+                        [&] { canopy::kernels::forest_attention_sm90_kernel<128>(p); });
+  } else if (head_dim == 64) {
+    using C = canopy::kernels::ForestConfigSm90<64>;
+    canopy::emu::launch(p.num_ctas, C::kThreads, C::kSmemBytes, concurrent_ctas,
+                        [&] { canopy::kernels::forest_attention_sm90_kernel<64>(p); });
+  } else {
+    std::abort();
+  }
+  canopy::kernels::emu_wgmma::all_states().clear();
+}
+
+void emulate_wgmma_tile(const void* params, int head_dim) {
+  const auto& p = *static_cast<const canopy::kernels::WgmmaTileParams*>(params);
+  const size_t smem = static_cast<size_t>(3 * 64 * head_dim * 2 + 1024);
+  if (head_dim == 128) {
+    canopy::emu::launch(1, 128, smem, 1, [&] { canopy::kernels::wgmma_tile_kernel<128>(p); });
+  } else {
+    canopy::emu::launch(1, 128, smem, 1, [&] { canopy::kernels::wgmma_tile_kernel<64>(p); });
+  }
+  canopy::kernels::emu_wgmma::all_states().clear();
 }
 
 void emulate_merge_partials(const void* merge_partials_params, int head_dim) {

@@ -8,6 +8,8 @@ namespace canopy::testing {
 
 // Runs the attention kernel over every unit, `concurrent_ctas` CTAs at a time.
 void emulate_forest_attention(const void* forest_attention_params, int head_dim, int concurrent_ctas);
+// The same for the v2 (sm_90a) kernel: wgmma, mbarriers and proxies emulated.
+void emulate_forest_attention_sm90(const void* forest_attention_params, int head_dim, int concurrent_ctas);
 void emulate_merge_partials(const void* merge_partials_params, int head_dim);
 
 }  // namespace canopy::testing

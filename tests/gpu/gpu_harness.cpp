@@ -2,6 +2,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -36,6 +37,26 @@ cuda::ForestLaunchOptions device_options(int head_dim) {
   return cuda::forest_options_for_current_device(head_dim);
 }
 
+std::vector<cuda::ForestLaunchOptions> kernel_variants(const cuda::ForestLaunchOptions& base, int head_dim) {
+  cuda::ForestLaunchOptions v1 = base, v2 = base;
+  v1.kernel = cuda::ForestKernel::kMmaSync;
+  v2.kernel = cuda::ForestKernel::kWgmma;
+  v2.ctas_per_sm = 1;
+  if (gpu_emulated()) {
+    v1.ctas_per_sm = cuda::ForestLaunchOptions{}.ctas_per_sm;
+    v2.num_sms = std::min(base.num_sms, 6);  // a small persistent grid: the emulator runs every CTA
+    return {v1, v2};
+  }
+  const cuda::ForestLaunchOptions d1 = cuda::forest_options_for_current_device(head_dim, false);
+  v1.ctas_per_sm = d1.ctas_per_sm;
+  v1.sm_bytes_per_ns = d1.sm_bytes_per_ns;
+  v1.sm_flops_per_ns = d1.sm_flops_per_ns;
+  if (!kernels::forest_sm90_available()) return {v1};
+  return {v1, v2};
+}
+
+const char* kernel_name(cuda::ForestKernel kernel) { return kernel == cuda::ForestKernel::kWgmma ? "v2" : "v1"; }
+
 GpuAttentionResult run_plan_emulated(const AttentionPlan& plan, const AttentionShape& shape, const KvLayout& layout,
                                      const std::vector<uint16_t>& q, const std::vector<uint16_t>& k_cache,
                                      const std::vector<uint16_t>& v_cache, kernels::ForestOutputMode mode,
@@ -56,6 +77,8 @@ GpuAttentionResult run_plan_emulated(const AttentionPlan& plan, const AttentionS
   std::vector<float> partial_o(slots * D), partial_lse(slots), lse(static_cast<size_t>(lp.num_tokens) * Hq);
   std::vector<uint16_t> out(static_cast<size_t>(lp.num_tokens) * Hq * D);
   std::vector<int32_t> counters(static_cast<size_t>(lp.num_tokens) * c.shape.num_kv_heads, 0);
+  std::vector<int32_t> work_state(4, 0);
+  r.timeline.assign(3 * static_cast<size_t>(std::max(lp.grid_ctas, 0)), -1);
   for (int rep = 0; rep < repeats; ++rep) {
     std::memset(partial_o.data(), 0xff, partial_o.size() * 4);  // poison: NaN
     std::memset(partial_lse.data(), 0xff, partial_lse.size() * 4);
@@ -70,7 +93,11 @@ GpuAttentionResult run_plan_emulated(const AttentionPlan& plan, const AttentionS
     p.q_positions = c.plan.q_positions.data();
     p.units = lp.units.data();
     p.cta_offsets = lp.cta_offsets.data();
-    p.num_ctas = static_cast<int32_t>(lp.cta_offsets.size()) - 1;
+    p.num_ctas = lp.grid_ctas;
+    p.num_wide_units = lp.num_wide_units;
+    p.num_tensor_ctas = lp.num_tensor_ctas;
+    p.work_state = work_state.data();
+    p.timeline = lp.kernel == cuda::ForestKernel::kWgmma ? r.timeline.data() : nullptr;
     p.merge_offsets = lp.merge_offsets.data();
     p.merge_slots = lp.merge_slots.data();
     p.partial_o = partial_o.data();
@@ -86,7 +113,11 @@ GpuAttentionResult run_plan_emulated(const AttentionPlan& plan, const AttentionS
     p.block_size = c.layout.block_size;
     p.scale_log2 = c.shape.scale * 1.4426950408889634f;
     p.mode = mode;
-    emulate_forest_attention(&p, D, concurrent_ctas);
+    if (lp.kernel == cuda::ForestKernel::kWgmma) {
+      emulate_forest_attention_sm90(&p, D, concurrent_ctas);
+    } else {
+      emulate_forest_attention(&p, D, concurrent_ctas);
+    }
     if (mode == kernels::ForestOutputMode::kPartials) {
       kernels::MergePartialsParams m;
       m.partial_o = partial_o.data();
@@ -102,6 +133,8 @@ GpuAttentionResult run_plan_emulated(const AttentionPlan& plan, const AttentionS
     }
     for (int32_t x : counters)
       if (x != 0) r.counters_clear = false;
+    for (int32_t x : work_state)
+      if (x != 0) r.counters_clear = false;
   }
   r.out.resize(out.size());
   for (size_t i = 0; i < out.size(); ++i) r.out[i] = bf16_to_f32(out[i]);
@@ -115,9 +148,11 @@ GpuAttentionResult run_plan_on_gpu(const AttentionPlan& plan, const AttentionSha
                                    const std::vector<uint16_t>& q, const std::vector<uint16_t>& k_cache,
                                    const std::vector<uint16_t>& v_cache, kernels::ForestOutputMode mode,
                                    const cuda::ForestLaunchOptions* options, int repeats) {
-  if (gpu_emulated())
-    return run_plan_emulated(plan, shape, layout, q, k_cache, v_cache, mode,
-                             options != nullptr ? *options : cuda::ForestLaunchOptions{}, 3, repeats);
+  if (gpu_emulated()) {
+    const cuda::ForestLaunchOptions o = options != nullptr ? *options : cuda::ForestLaunchOptions{};
+    const int concurrent = o.kernel == cuda::ForestKernel::kWgmma ? std::min(o.num_sms, 6) : 3;
+    return run_plan_emulated(plan, shape, layout, q, k_cache, v_cache, mode, o, concurrent, repeats);
+  }
   cudaStream_t stream = nullptr;
   CANOPY_CUDA_CHECK(cudaStreamCreate(&stream));
   GpuAttentionResult r;

@@ -28,6 +28,7 @@ struct GpuAttentionResult {
   std::vector<float> partial_lse;  // kPartials only: [launch slots, Hq]
   cuda::ForestLaunchPlan launch_plan;
   bool counters_clear = true;  // every merge counter was zero after every launch
+  std::vector<int64_t> timeline;  // emulated v2 runs: the kernel's per-CTA timeline (start, wide end, end)
 };
 
 // Runs `plan` `repeats` times (outputs and partials poisoned with NaN before each run) and
@@ -39,6 +40,12 @@ GpuAttentionResult run_plan_on_gpu(const AttentionPlan& plan, const AttentionSha
 
 // Launch options of the current device (the defaults under emulation).
 cuda::ForestLaunchOptions device_options(int head_dim);
+
+// The kernels a test should check with `base`'s plan settings: v1 (mma.sync) always, v2 (wgmma)
+// where it runs (an sm_90a build on a compute capability 9.0 device) and under emulation (on a
+// small persistent grid). Kernel-specific fields (kernel, CTAs per SM) are set per variant.
+std::vector<cuda::ForestLaunchOptions> kernel_variants(const cuda::ForestLaunchOptions& base, int head_dim);
+const char* kernel_name(cuda::ForestKernel kernel);
 
 // The same on the host emulator (kernel_emulator.h): `concurrent_ctas` CTAs interleave.
 GpuAttentionResult run_plan_emulated(const AttentionPlan& plan, const AttentionShape& shape, const KvLayout& layout,

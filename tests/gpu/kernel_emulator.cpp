@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -66,6 +67,7 @@ struct Fiber {
   bool done = true;
   std::vector<Copy> open_group;
   std::deque<std::vector<Copy>> groups;
+  void* slot = nullptr;
 };
 
 struct Warp {
@@ -73,6 +75,23 @@ struct Warp {
   uint64_t generation = 0;
   uint32_t in[32][16];
   uint32_t out[32][16];
+};
+
+struct Barrier {
+  int count = 0;
+  uint64_t generation = 0;
+};
+
+struct MBar {
+  uint32_t expected = 0;
+  uint32_t pending = 0;
+  uint32_t phase = 0;  // parity of the current (incomplete) phase
+  uint64_t generation = 0;
+};
+
+struct Group {
+  int arrived = 0;
+  uint64_t generation = 0;
 };
 
 struct Cta {
@@ -85,6 +104,12 @@ struct Cta {
   unsigned char* smem = nullptr;
   std::vector<Warp> warps;
   std::vector<Fiber> fibers;
+  Barrier named[16];
+  std::map<uint32_t, MBar> mbars;
+  std::vector<uint16_t> unfenced;  // per 16-byte chunk: 1 + thread that wrote it through cp.async, 0 if fenced
+  std::vector<uint16_t> async_reads;  // per 16-byte chunk: in-flight async-proxy reads
+  std::vector<uint16_t> copies_in_flight;  // per 16-byte chunk: issued cp.async not yet landed
+  std::vector<Group> warpgroups;
 };
 
 struct Machine {
@@ -93,6 +118,7 @@ struct Machine {
   const std::function<void()>* body = nullptr;
   size_t smem_bytes = 0;
   int block_threads = 0;
+  int grid = 0;
 };
 
 Machine* g_machine = nullptr;
@@ -129,6 +155,12 @@ void start_cta(Cta& c, unsigned block) {
   for (auto& w : c.warps) {
     w.arrived = 0;
   }
+  for (auto& b : c.named) b.count = 0;
+  c.mbars.clear();
+  std::fill(c.unfenced.begin(), c.unfenced.end(), uint16_t{0});
+  std::fill(c.async_reads.begin(), c.async_reads.end(), uint16_t{0});
+  std::fill(c.copies_in_flight.begin(), c.copies_in_flight.end(), uint16_t{0});
+  for (auto& g : c.warpgroups) g.arrived = 0;
   for (int t = 0; t < g_machine->block_threads; ++t) {
     Fiber& f = c.fibers[static_cast<size_t>(t)];
     f.cta = &c;
@@ -137,6 +169,7 @@ void start_cta(Cta& c, unsigned block) {
     f.open_group.clear();
     f.groups.clear();
     f.wait_on = nullptr;
+    f.slot = nullptr;
     f.sp = fresh_stack(f.stack.get(), kStackBytes);
   }
 }
@@ -158,6 +191,7 @@ void launch(int grid, int block, size_t smem_bytes, int concurrent, const std::f
   m.body = &body;
   m.smem_bytes = smem_bytes;
   m.block_threads = block;
+  m.grid = grid;
   g_machine = &m;
   std::vector<Cta> ctas(static_cast<size_t>(std::max(1, concurrent)));
   for (auto& c : ctas) {
@@ -166,14 +200,22 @@ void launch(int grid, int block, size_t smem_bytes, int concurrent, const std::f
     c.smem = reinterpret_cast<unsigned char*>((p + 1023) & ~uintptr_t{1023});
     c.warps.resize(static_cast<size_t>(block / 32));
     c.fibers.resize(static_cast<size_t>(block));
+    c.unfenced.assign(smem_bytes / 16 + 1, 0);
+    c.async_reads.assign(smem_bytes / 16 + 1, 0);
+    c.copies_in_flight.assign(smem_bytes / 16 + 1, 0);
+    c.warpgroups.resize(static_cast<size_t>((block + 127) / 128));
     for (auto& f : c.fibers) f.stack.reset(new char[kStackBytes]);
   }
   unsigned next_block = 0;
   bool any = true;
   while (any) {
     any = false;
+    bool progress = false;
     for (auto& c : ctas) {
-      if (!c.active && next_block < static_cast<unsigned>(grid)) start_cta(c, next_block++);
+      if (!c.active && next_block < static_cast<unsigned>(grid)) {
+        start_cta(c, next_block++);
+        progress = true;
+      }
       if (!c.active) continue;
       any = true;
       for (auto& f : c.fibers) {
@@ -183,16 +225,22 @@ void launch(int grid, int block, size_t smem_bytes, int concurrent, const std::f
         m.current = &f;
         canopy_emu_switch(&m.scheduler_sp, f.sp);
         m.current = nullptr;
+        progress = true;
       }
       if (c.live == 0) c.active = false;
     }
     if (!any && next_block < static_cast<unsigned>(grid)) any = true;
+    if (any && !progress) {  // every live thread waits for something no one will do
+      std::fprintf(stderr, "kernel emulator: deadlock (every live thread is blocked)\n");
+      std::abort();
+    }
   }
   g_machine = nullptr;
 }
 
 Dim3 thread_idx() { return Dim3{me().tid, 0, 0}; }
 Dim3 block_idx() { return Dim3{me().cta->block, 0, 0}; }
+Dim3 grid_dim() { return Dim3{static_cast<unsigned>(g_machine->grid), 1, 1}; }
 unsigned char* smem_base() { return me().cta->smem; }
 size_t smem_size() { return g_machine->smem_bytes; }
 
@@ -247,7 +295,14 @@ void async_copy_16(uint32_t smem_offset, const void* src, bool valid) {
     std::fprintf(stderr, "kernel emulator: cp.async to shared offset %u out of range or misaligned\n", smem_offset);
     std::abort();
   }
+  if (f.cta->async_reads[smem_offset / 16] != 0) {
+    std::fprintf(stderr,
+                 "kernel emulator: cp.async into shared offset %u, which an in-flight wgmma still reads (thread %u)\n",
+                 smem_offset, f.tid);
+    std::abort();
+  }
   f.open_group.push_back({smem_offset, src, valid});
+  ++f.cta->copies_in_flight[smem_offset / 16];
 }
 
 void async_commit() {
@@ -267,9 +322,127 @@ void async_wait(int max_pending_groups) {
       } else {
         std::memset(dst, 0, 16);
       }
+      f.cta->unfenced[c.smem_offset / 16] = static_cast<uint16_t>(f.tid + 1);
+      --f.cta->copies_in_flight[c.smem_offset / 16];
     }
     f.groups.pop_front();
   }
+}
+
+// ---- Hopper primitives
+
+void named_barrier(int id, int threads) {
+  if (id < 1 || id > 15 || threads <= 0 || threads % 32 != 0 || threads > g_machine->block_threads) {
+    std::fprintf(stderr, "kernel emulator: bar.sync %d, %d: bad barrier\n", id, threads);
+    std::abort();
+  }
+  Barrier& b = me().cta->named[id];
+  const uint64_t gen = b.generation;
+  if (++b.count == threads) {
+    b.count = 0;
+    ++b.generation;
+    return;
+  }
+  wait_for_change(&b.generation, gen);
+}
+
+namespace {
+MBar& mbar_at(uint32_t off) {
+  Cta& c = *me().cta;
+  auto it = c.mbars.find(off);
+  if (it == c.mbars.end() || off % 8 != 0) {
+    std::fprintf(stderr, "kernel emulator: mbarrier at shared offset %u used before mbarrier.init\n", off);
+    std::abort();
+  }
+  return it->second;
+}
+}  // namespace
+
+void mbar_init(uint32_t off, uint32_t count) {
+  if (count == 0 || off % 8 != 0 || off + 8 > g_machine->smem_bytes) {
+    std::fprintf(stderr, "kernel emulator: mbarrier.init at %u with count %u\n", off, count);
+    std::abort();
+  }
+  MBar& b = me().cta->mbars[off];
+  b.expected = count;
+  b.pending = count;
+  b.phase = 0;
+  ++b.generation;
+}
+
+void mbar_arrive(uint32_t off) {
+  MBar& b = mbar_at(off);
+  if (--b.pending == 0) {
+    b.pending = b.expected;
+    b.phase ^= 1u;
+    ++b.generation;
+  }
+  yield();  // let waiters and other arrivers interleave
+}
+
+bool mbar_test(uint32_t off, uint32_t parity) { return mbar_at(off).phase != (parity & 1u); }
+
+void mbar_wait(uint32_t off, uint32_t parity) {
+  MBar& b = mbar_at(off);
+  while (b.phase == (parity & 1u)) wait_for_change(&b.generation, b.generation);
+}
+
+void proxy_fence() {
+  Fiber& f = me();
+  for (auto& w : f.cta->unfenced)
+    if (w == f.tid + 1) w = 0;
+}
+
+void check_async_read(uint32_t off, uint32_t bytes) {
+  Cta& c = *me().cta;
+  for (uint32_t o = off / 16; o < (off + bytes + 15) / 16 && o < c.unfenced.size(); ++o) {
+    if (c.unfenced[o] != 0) {
+      std::fprintf(stderr,
+                   "kernel emulator: async-proxy read of shared offset %u, written through the generic proxy by "
+                   "thread %d without fence.proxy.async\n",
+                   o * 16, c.unfenced[o] - 1);
+      std::abort();
+    }
+  }
+}
+
+void check_generic_read(uint32_t off, uint32_t bytes) {
+  Cta& c = *me().cta;
+  for (uint32_t o = off / 16; o < (off + bytes + 15) / 16 && o < c.copies_in_flight.size(); ++o) {
+    if (c.copies_in_flight[o] != 0) {
+      std::fprintf(stderr, "kernel emulator: read of shared offset %u while a cp.async into it is in flight\n", o * 16);
+      std::abort();
+    }
+  }
+}
+
+void async_reads_add(uint32_t off, uint32_t bytes, int delta) {
+  Cta& c = *me().cta;
+  for (uint32_t o = off / 16; o < (off + bytes + 15) / 16 && o < c.async_reads.size(); ++o)
+    c.async_reads[o] = static_cast<uint16_t>(c.async_reads[o] + delta);
+}
+
+void*& thread_slot() { return me().slot; }
+
+void warpgroup_collective(void (*fn)(void* const* slots, void* ctx), void* ctx) {
+  Fiber& f = me();
+  Cta& c = *f.cta;
+  const unsigned wg = f.tid / 128;
+  if ((wg + 1) * 128 > static_cast<unsigned>(g_machine->block_threads)) {
+    std::fprintf(stderr, "kernel emulator: warpgroup collective in a partial warpgroup\n");
+    std::abort();
+  }
+  Group& g = c.warpgroups[wg];
+  const uint64_t gen = g.generation;
+  if (++g.arrived == 128) {
+    void* slots[128];
+    for (int t = 0; t < 128; ++t) slots[t] = c.fibers[wg * 128 + static_cast<unsigned>(t)].slot;
+    fn(slots, ctx);
+    g.arrived = 0;
+    ++g.generation;
+    return;
+  }
+  wait_for_change(&g.generation, gen);
 }
 
 }  // namespace canopy::emu

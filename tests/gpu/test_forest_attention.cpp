@@ -176,7 +176,8 @@ TEST(ForestAttention, LongCausalPrefillWithSplitKv) {
   // Pieces of 64 keys: most query tiles see only some pieces; the others are empty units.
   cuda::ForestLaunchOptions split = device_options(128);
   split.min_split_keys = 64;
-  split.num_sms = 512;
+  split.num_sms = 512;            // v1: a tiny share of work per CTA
+  split.wide_pieces_per_cta = 64;  // v2: many pieces per tensor CTA
   const GpuAttentionResult a = check_case(c, ref, ForestOutputMode::kFusedMerge, &split);
   EXPECT_GT(a.launch_plan.split_items, 0) << "the split path was not exercised";
   check_case(c, ref, ForestOutputMode::kPartials, &split);

@@ -77,8 +77,24 @@ void expect_units_cover_plan(const AttentionPlan& plan, const AttentionShape& sh
       }
     }
   EXPECT_EQ(computed, expected);
+  if (lp.kernel == cuda::ForestKernel::kWgmma) {
+    // v2: wide units first (the wide queue), then narrow ones; a persistent grid.
+    EXPECT_TRUE(lp.cta_offsets.empty());
+    EXPECT_EQ(lp.num_wide_units, lp.wide_units);
+    for (size_t i = 0; i < lp.units.size(); ++i)
+      EXPECT_EQ((lp.units[i].flags & kernels::kUnitNarrow) == 0, static_cast<int32_t>(i) < lp.num_wide_units) << i;
+    EXPECT_GE(lp.grid_ctas, 1);
+    if (lp.num_wide_units > 0) {
+      EXPECT_GE(lp.num_tensor_ctas, 1);
+      EXPECT_LE(lp.num_tensor_ctas, lp.grid_ctas);
+    } else {
+      EXPECT_EQ(lp.num_tensor_ctas, 0);
+    }
+    return;
+  }
   // CTAs: one wide unit, or 1..4 narrow units.
   ASSERT_FALSE(lp.cta_offsets.empty());
+  EXPECT_EQ(lp.grid_ctas + 1, static_cast<int32_t>(lp.cta_offsets.size()));
   EXPECT_EQ(lp.cta_offsets.front(), 0);
   EXPECT_EQ(lp.cta_offsets.back(), static_cast<int32_t>(lp.units.size()));
   for (size_t c = 0; c + 1 < lp.cta_offsets.size(); ++c) {
@@ -89,6 +105,14 @@ void expect_units_cover_plan(const AttentionPlan& plan, const AttentionShape& sh
     for (int32_t i = lp.cta_offsets[c]; i < lp.cta_offsets[c + 1]; ++i)
       EXPECT_EQ((lp.units[static_cast<size_t>(i)].flags & kernels::kUnitNarrow) != 0, narrow);
   }
+}
+
+ForestLaunchOptions v2_options(int sms = 132) {
+  ForestLaunchOptions o;
+  o.kernel = cuda::ForestKernel::kWgmma;
+  o.num_sms = sms;
+  o.ctas_per_sm = 1;
+  return o;
 }
 
 TEST(ForestLaunchPlan, DecodeForestUnits) {
@@ -260,6 +284,58 @@ TEST(ForestLaunchPlan, RejectsBadPlans) {
   KvLayout other = fd.layout;
   other.num_kv_heads = 4;
   expect_error(fd.plan, other, shape, "KV cache has");
+}
+
+// ---- v2 (persistent, two queues)
+
+TEST(ForestLaunchPlanV2, CoversPlansWithBothQueues) {
+  std::mt19937_64 rng(test_seed() + 7);
+  const Forest f = three_level_forest(100, 3, 70, 9, 13);
+  for (int g : {1, 4, 8}) {
+    const ForestDecode fd = build_forest_decode(f, 16, 4, 128, rng());
+    const AttentionShape shape = shape_of(4 * g, 4, 128);
+    for (bool split : {false, true}) {
+      ForestLaunchOptions o = v2_options(8);
+      o.split_kv = split;
+      o.min_split_keys = 64;
+      const ForestLaunchPlan lp = build_forest_launch_plan(fd.plan, shape, fd.layout, o);
+      expect_units_cover_plan(fd.plan, shape, lp);
+      EXPECT_GT(lp.num_wide_units, 0);
+      EXPECT_GE(lp.narrow_units, 27 * 4);
+    }
+  }
+}
+
+TEST(ForestLaunchPlanV2, TensorCtasFollowTheWork) {
+  // Compute-heavy prefix (32/8, 16K shared keys under 1024 sequences): most SMs start on the wide
+  // queue; memory-heavy (40/40, short prefix, long leaves): most stream leaves.
+  // (Benchmark-sized plans: too big for the exhaustive coverage check, which the tests above run.)
+  const ForestDecode heavy = build_forest_decode(two_level_forest(16384, std::vector<int32_t>(1024, 128)), 16, 8, 128, 0);
+  const ForestLaunchPlan a = build_forest_launch_plan(heavy.plan, shape_of(32, 8, 128), heavy.layout, v2_options());
+  const ForestDecode light = build_forest_decode(two_level_forest(1024, std::vector<int32_t>(512, 2048)), 16, 40, 128, 0);
+  const ForestLaunchPlan b = build_forest_launch_plan(light.plan, shape_of(40, 40, 128), light.layout, v2_options());
+  std::printf("heavy prefix: %s\nlong leaves: %s\n", a.summary().c_str(), b.summary().c_str());
+  EXPECT_GT(a.num_tensor_ctas, 132 / 2);
+  EXPECT_LT(b.num_tensor_ctas, 132 / 2);
+  // The shared node is cut into several pieces per tensor CTA: no single unit is a long tail.
+  EXPECT_GE(a.num_wide_units, 2 * a.num_tensor_ctas);
+  // An override is honoured.
+  ForestLaunchOptions o = v2_options();
+  o.tensor_ctas = 10;
+  EXPECT_EQ(build_forest_launch_plan(heavy.plan, shape_of(32, 8, 128), heavy.layout, o).num_tensor_ctas, 10);
+}
+
+TEST(ForestLaunchPlanV2, LeavesOnlyOrWideOnly) {
+  const ForestDecode leaves = build_forest_decode(two_level_forest(0, {5, 90, 33}), 16, 2, 64, 0);
+  const ForestLaunchPlan a = build_forest_launch_plan(leaves.plan, shape_of(4, 2, 64), leaves.layout, v2_options(4));
+  expect_units_cover_plan(leaves.plan, shape_of(4, 2, 64), a);
+  EXPECT_EQ(a.num_wide_units, 0);
+  EXPECT_EQ(a.num_tensor_ctas, 0);
+  // A long leaf is split (no leaf longer than a quarter of the launch on one warp).
+  const ForestDecode long_leaf = build_forest_decode(two_level_forest(0, {20000, 3}), 16, 2, 64, 0);
+  const ForestLaunchPlan b = build_forest_launch_plan(long_leaf.plan, shape_of(4, 2, 64), long_leaf.layout, v2_options(4));
+  expect_units_cover_plan(long_leaf.plan, shape_of(4, 2, 64), b);
+  EXPECT_GT(b.split_items, 0);
 }
 
 // ---- shared-memory addressing of the kernels

@@ -62,9 +62,17 @@ TEST(ForestAttentionPlanner, PlannerStepEmulated) {
   o.max_kv_tokens_per_item = 64;   // KV splits
   const PlannedStep st = planned_step("planner emu D64 g4", make_shape(8, 2, 64), 16, 5, 7, o, rng);
   const Reference ref = compute_reference(st.c);
-  for (auto mode : {ForestOutputMode::kFusedMerge, ForestOutputMode::kPartials})
+  cuda::ForestLaunchOptions v2;
+  v2.kernel = cuda::ForestKernel::kWgmma;
+  v2.num_sms = 4;
+  v2.ctas_per_sm = 1;
+  for (auto mode : {ForestOutputMode::kFusedMerge, ForestOutputMode::kPartials}) {
     check_result(st.c, ref, mode,
-                 run_plan_emulated(st.c.plan, st.c.shape, st.c.layout, st.c.q, st.c.k, st.c.v, mode, {}), "emulated");
+                 run_plan_emulated(st.c.plan, st.c.shape, st.c.layout, st.c.q, st.c.k, st.c.v, mode, {}), "emulated v1");
+    check_result(st.c, ref, mode,
+                 run_plan_emulated(st.c.plan, st.c.shape, st.c.layout, st.c.q, st.c.k, st.c.v, mode, v2, 4),
+                 "emulated v2");
+  }
 }
 
 TEST(ForestAttentionPlanner, PlannerStepsOnGpu) {

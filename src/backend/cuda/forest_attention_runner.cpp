@@ -1,15 +1,33 @@
 #include "forest_attention_runner.h"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace canopy::cuda {
 
-ForestLaunchOptions forest_options_for_current_device(int head_dim) {
+ForestLaunchOptions forest_options_for_current_device(int head_dim, bool allow_v2) {
   CANOPY_CHECK(kernels::forest_head_dim_supported(head_dim), "GPU attention: head_dim {} is not supported (64 or 128)",
                head_dim);
+  // CANOPY_FOREST_KERNEL=v1 forces the portable kernel (e.g. to compare, or to rule v2 out).
+  if (const char* forced = std::getenv("CANOPY_FOREST_KERNEL"); forced != nullptr) {
+    CANOPY_CHECK(std::strcmp(forced, "v1") == 0 || std::strcmp(forced, "v2") == 0,
+                 "CANOPY_FOREST_KERNEL={}: expected v1 or v2", forced);
+    if (std::strcmp(forced, "v1") == 0) allow_v2 = false;
+  }
   ForestLaunchOptions o;
   int device = 0;
   CANOPY_CUDA_CHECK(cudaGetDevice(&device));
   CANOPY_CUDA_CHECK(cudaDeviceGetAttribute(&o.num_sms, cudaDevAttrMultiProcessorCount, device));
   kernels::ForestKernelInfo info;
+  if (allow_v2 && kernels::forest_sm90_available()) {
+    CANOPY_CUDA_CHECK(kernels::forest_sm90_kernel_info(head_dim, &info));
+    if (info.ctas_per_sm >= 1) {
+      o.kernel = ForestKernel::kWgmma;
+      o.ctas_per_sm = 1;  // persistent: one CTA per SM
+      o.wgmma_sm_flops_per_ns = 600e12 / o.num_sms / 1e9;
+      return o;
+    }
+  }
   CANOPY_CUDA_CHECK(kernels::forest_kernel_info(head_dim, &info));
   CANOPY_CHECK(info.ctas_per_sm >= 1, "GPU attention: the kernel for head_dim {} does not fit on this GPU", head_dim);
   o.ctas_per_sm = info.ctas_per_sm;
@@ -43,7 +61,9 @@ void ForestAttention::prepare(const AttentionPlan& plan, cudaStream_t stream) {
   partial_o_.reserve(rows * static_cast<size_t>(shape_.head_dim));
   partial_lse_.reserve(rows);
   const size_t counters = static_cast<size_t>(lp.num_tokens) * static_cast<size_t>(shape_.num_kv_heads);
-  if (counters_.reserve(counters)) reset_counters(stream);
+  const bool fresh_counters = counters_.reserve(counters);
+  const bool fresh_state = work_state_.reserve(4);
+  if (fresh_counters || fresh_state) reset_counters(stream);
   // Pageable sources: make sure the copies are done before the host vectors change.
   CANOPY_CUDA_CHECK(cudaStreamSynchronize(stream));
   prepared_ = true;
@@ -52,6 +72,8 @@ void ForestAttention::prepare(const AttentionPlan& plan, cudaStream_t stream) {
 void ForestAttention::reset_counters(cudaStream_t stream) {
   if (counters_.capacity() > 0)
     CANOPY_CUDA_CHECK(cudaMemsetAsync(counters_.data(), 0, counters_.capacity() * sizeof(int32_t), stream));
+  if (work_state_.capacity() > 0)
+    CANOPY_CUDA_CHECK(cudaMemsetAsync(work_state_.data(), 0, work_state_.capacity() * sizeof(int32_t), stream));
 }
 
 void ForestAttention::poison_workspace(cudaStream_t stream) {
@@ -62,7 +84,10 @@ void ForestAttention::poison_workspace(cudaStream_t stream) {
 }
 
 std::vector<int32_t> ForestAttention::counters_snapshot() const {
-  return counters_.download(static_cast<size_t>(launch_plan_.num_tokens) * static_cast<size_t>(shape_.num_kv_heads));
+  std::vector<int32_t> all =
+      counters_.download(static_cast<size_t>(launch_plan_.num_tokens) * static_cast<size_t>(shape_.num_kv_heads));
+  for (int32_t x : work_state_.download(work_state_.capacity())) all.push_back(x);
+  return all;
 }
 
 kernels::ForestAttentionParams ForestAttention::launch_params(const uint16_t* q, const uint16_t* k_cache,
@@ -79,7 +104,11 @@ kernels::ForestAttentionParams ForestAttention::launch_params(const uint16_t* q,
   p.q_positions = q_positions_.data();
   p.units = units_.data();
   p.cta_offsets = cta_offsets_.data();
-  p.num_ctas = static_cast<int32_t>(lp.cta_offsets.size()) - 1;
+  p.num_ctas = lp.grid_ctas;
+  p.num_wide_units = lp.num_wide_units;
+  p.num_tensor_ctas = lp.num_tensor_ctas;
+  p.work_state = work_state_.data();
+  p.timeline = timeline_;
   p.merge_offsets = merge_offsets_.data();
   p.merge_slots = merge_slots_.data();
   p.partial_o = partial_o_.data();
@@ -103,14 +132,22 @@ void ForestAttention::update_graph_node(cudaGraphExec_t exec, cudaGraphNode_t no
                                         float* lse_out) {
   const kernels::ForestAttentionParams p =
       launch_params(q, k_cache, v_cache, out, lse_out, kernels::ForestOutputMode::kFusedMerge);
-  CANOPY_CUDA_CHECK(kernels::update_forest_attention_node(exec, node, p));
+  if (launch_plan_.kernel == ForestKernel::kWgmma) {
+    CANOPY_CUDA_CHECK(kernels::update_forest_attention_sm90_node(exec, node, p));
+  } else {
+    CANOPY_CUDA_CHECK(kernels::update_forest_attention_node(exec, node, p));
+  }
 }
 
 void ForestAttention::run(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out,
                           float* lse_out, cudaStream_t stream, kernels::ForestOutputMode mode) {
   const ForestLaunchPlan& lp = launch_plan_;
   const kernels::ForestAttentionParams p = launch_params(q, k_cache, v_cache, out, lse_out, mode);
-  CANOPY_CUDA_CHECK(kernels::launch_forest_attention(p, stream));
+  if (lp.kernel == ForestKernel::kWgmma) {
+    CANOPY_CUDA_CHECK(kernels::launch_forest_attention_sm90(p, stream));
+  } else {
+    CANOPY_CUDA_CHECK(kernels::launch_forest_attention(p, stream));
+  }
   if (mode == kernels::ForestOutputMode::kPartials) {
     kernels::MergePartialsParams m;
     m.partial_o = partial_o_.data();

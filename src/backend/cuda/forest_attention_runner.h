@@ -22,8 +22,10 @@
 
 namespace canopy::cuda {
 
-// Options from the current device (SM count, occupancy of the kernel for this head_dim).
-ForestLaunchOptions forest_options_for_current_device(int head_dim);
+// Options from the current device (SM count, occupancy of the kernel for this head_dim). The v2
+// kernel (wgmma) is chosen where it runs (sm_90a build, compute capability 9.0) unless allow_v2 is
+// false or the environment sets CANOPY_FOREST_KERNEL=v1; v1 everywhere else.
+ForestLaunchOptions forest_options_for_current_device(int head_dim, bool allow_v2 = true);
 
 class ForestAttention {
  public:
@@ -37,7 +39,11 @@ class ForestAttention {
   void run(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out, float* lse_out,
            cudaStream_t stream, kernels::ForestOutputMode mode = kernels::ForestOutputMode::kFusedMerge);
 
-  // Zeroes the merge counters (needed only after a launch was aborted).
+  // v2 only, for benchmarks: later runs record each CTA's timeline (kernels/forest_attention.h) into
+  // `device_timeline` ([grid CTAs x 3] int64, device memory), or stop with nullptr.
+  void set_timeline(int64_t* device_timeline) { timeline_ = device_timeline; }
+
+  // Zeroes the merge counters and the v2 queues (needed only after a launch was aborted).
   void reset_counters(cudaStream_t stream);
 
   // The parameters run() launches the attention kernel with, for the current plan.
@@ -49,7 +55,7 @@ class ForestAttention {
                          const uint16_t* v_cache, uint16_t* out, float* lse_out);
 
   // Debug aids for tests: fill the partials with a byte pattern (0xff: NaN) to catch unwritten
-  // slots; read the merge counters back (all zero between launches).
+  // slots; read the merge counters and the v2 queue state back (all zero between launches).
   void poison_workspace(cudaStream_t stream);
   std::vector<int32_t> counters_snapshot() const;
 
@@ -67,6 +73,8 @@ class ForestAttention {
   bool prepared_ = false;
   DeviceBuffer<kernels::ForestUnit> units_;
   DeviceBuffer<int32_t> cta_offsets_, kv_pages_, q_tokens_, q_positions_, merge_offsets_, merge_slots_, counters_;
+  DeviceBuffer<int32_t> work_state_;  // v2 queue heads and finished-CTA count
+  int64_t* timeline_ = nullptr;
   DeviceBuffer<float> partial_o_, partial_lse_;
 };
 

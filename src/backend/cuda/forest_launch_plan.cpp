@@ -33,10 +33,17 @@ struct CostedUnit {
 }  // namespace
 
 std::string ForestLaunchPlan::summary() const {
+  if (kernel == ForestKernel::kWgmma)
+    return fmt::format(
+        "v2: {} units ({} wide, {} narrow), {} CTAs ({} start on wide units), {} split items, {} slots, makespan "
+        "model {:.1f} us",
+        units.size(), wide_units, narrow_units, grid_ctas, num_tensor_ctas, split_items, num_slots,
+        predicted_makespan_ns / 1e3);
   return fmt::format(
-      "{} units ({} wide, {} narrow) in {} CTAs, {} split items, {} slots, {:.1f} SM-us of work, makespan model {:.1f} us",
-      units.size(), wide_units, narrow_units, cta_offsets.empty() ? 0 : cta_offsets.size() - 1, split_items, num_slots,
-      total_cost_ns / 1e3, predicted_makespan_ns / 1e3);
+      "v1: {} units ({} wide, {} narrow) in {} CTAs, {} split items, {} slots, {:.1f} SM-us of work, makespan model "
+      "{:.1f} us",
+      units.size(), wide_units, narrow_units, grid_ctas, split_items, num_slots, total_cost_ns / 1e3,
+      predicted_makespan_ns / 1e3);
 }
 
 void validate_plan_for_gpu(const AttentionPlan& plan, const AttentionShape& shape, const KvLayout& layout) {
@@ -142,16 +149,89 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
     return it.q_count * g <= kNarrowRows ? it.q_count : std::max(1, kWideRows / g);
   };
 
-  // Pass 1: the launch's total cost without splits, to size the pieces.
+  const bool v2 = options.kernel == ForestKernel::kWgmma;
+  CANOPY_ASSERT(!v2 || (options.wgmma_sm_flops_per_ns > 0 && options.leaf_sm_bytes_per_ns > 0 &&
+                        options.dram_bytes_per_ns > 0 && options.wide_pieces_per_cta > 0));
+
+  // v2 model (one persistent CTA per SM). A wide unit occupies a tensor CTA for its wgmma time
+  // (rows rounded up to the consumer warpgroups' 64) or for streaming its share of the node's KV
+  // (the row tiles of a node read it from DRAM once, then from L2), whichever is longer; a leaf
+  // occupies one of the 8 leaf warps of a CTA for its bytes at an eighth of the CTA's streaming rate.
+  auto wide_ns_v2 = [&](int32_t q_count, int64_t keys, int64_t tiles_sharing = 1) {
+    const double rows = static_cast<double>(ceil_div(static_cast<int64_t>(q_count) * g, 64) * 64);
+    const double tiles_keys = static_cast<double>(std::max<int64_t>(1, ceil_div(keys, kTileKeys)) * kTileKeys);
+    const double flop_ns = 4.0 * rows * tiles_keys * D / options.wgmma_sm_flops_per_ns;
+    const double mem_ns = tiles_keys * D * 4.0 / static_cast<double>(tiles_sharing) / options.wide_sm_bytes_per_ns;
+    return std::max(flop_ns, mem_ns) + options.unit_overhead_ns;
+  };
+  auto leaf_bytes = [&](int64_t keys) { return static_cast<double>(std::max<int64_t>(keys, 16)) * D * 4.0; };
+  auto leaf_warp_ns = [&](int64_t keys) {
+    return leaf_bytes(keys) / (options.leaf_sm_bytes_per_ns / 8.0) + options.leaf_overhead_ns;
+  };
+
+  // Pass 1: the launch's total cost without splits, to size the pieces (and, for v2, to share
+  // the SMs between the two queues).
   double total = 0.0;
+  double wide_sm_ns = 0.0;    // v2: the wide units' time on one tensor CTA, summed
+  double leaf_sm_ns = 0.0;    // v2: the leaves' time on one leaf CTA (8 warps), summed
+  double dram_bytes = 0.0;    // v2: every node's KV once
   for (const AttentionItem& it : plan.items) {
     if (it.q_count == 0) continue;
     const int tpu = tokens_per_unit(it);
     const int64_t tiles = ceil_div(it.q_count, tpu);
-    for (int32_t j0 = 0; j0 < it.q_count; j0 += tpu)
+    const bool narrow = it.q_count * g <= kNarrowRows;
+    for (int32_t j0 = 0; j0 < it.q_count; j0 += tpu) {
       total += Hkv * unit_cost(std::min(tpu, it.q_count - j0), it.kv_len, tiles);
+      if (narrow) {
+        leaf_sm_ns += Hkv * leaf_warp_ns(it.kv_len) / 8.0;
+      } else {
+        wide_sm_ns += Hkv * wide_ns_v2(std::min(tpu, it.q_count - j0), it.kv_len, tiles);
+      }
+    }
+    dram_bytes += static_cast<double>(Hkv) * it.kv_len * D * 4.0;
   }
   const double target = total / (static_cast<double>(options.num_sms) * options.ctas_per_sm);
+
+  // v2: CTAs that start on the wide queue. Leaves stream on the other SMs (at most the DRAM
+  // bandwidth) while the tensor CTAs work; then every SM streams. The fewest-nanoseconds choice wins,
+  // ties going to more tensor CTAs (they can join the leaves; leaf CTAs never take wide units).
+  const int G = options.num_sms;
+  int tensor_ctas = 0;
+  double makespan_v2 = 0.0;
+  if (v2) {
+    const double leaf_bytes_eff = leaf_sm_ns * options.leaf_sm_bytes_per_ns;  // the leaves as bytes at the SM rate
+    auto rate = [&](int k) { return std::min(options.dram_bytes_per_ns, k * options.leaf_sm_bytes_per_ns); };
+    auto model = [&](int nt) {
+      const double dram_ns = dram_bytes / options.dram_bytes_per_ns;  // every byte once, at full bandwidth
+      const double t1 = nt > 0 ? wide_sm_ns / nt : 0.0;
+      if (leaf_bytes_eff <= 0.0) return std::max(t1, dram_ns);
+      const double r1 = rate(G - nt);
+      const double b1 = t1 * r1;
+      if (r1 > 0.0 && b1 >= leaf_bytes_eff) return std::max({t1, leaf_bytes_eff / r1, dram_ns});
+      return std::max(t1 + (leaf_bytes_eff - b1) / rate(G), dram_ns);
+    };
+    if (wide_sm_ns <= 0.0) {
+      tensor_ctas = 0;
+    } else if (options.tensor_ctas >= 0) {
+      tensor_ctas = std::clamp(options.tensor_ctas, 1, G);
+    } else {
+      tensor_ctas = G;
+      double best = model(G);
+      for (int nt = G - 1; nt >= 1; --nt) {
+        const double t = model(nt);
+        if (t < best * (1.0 - 1e-9)) {
+          best = t;
+          tensor_ctas = nt;
+        }
+      }
+    }
+    makespan_v2 = model(tensor_ctas);
+  }
+  // v2 split targets: a shared node in at least wide_pieces_per_cta pieces per tensor CTA; no leaf
+  // longer than a quarter of the launch on one warp.
+  const double wide_target_ns =
+      tensor_ctas > 0 ? wide_sm_ns / (static_cast<double>(tensor_ctas) * options.wide_pieces_per_cta) : 1.0;
+  const double leaf_target_ns = std::max(makespan_v2 / 4.0, 1.0);
 
   ForestLaunchPlan lp;
   lp.num_tokens = plan.num_tokens;
@@ -169,9 +249,16 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
     // Key pieces: whole 64-key tiles, at least min_split_keys each.
     int64_t piece_keys = std::max<int64_t>(it.kv_len, 1);
     if (options.split_kv && it.kv_len >= 2 * options.min_split_keys) {
-      const double cost = unit_cost(std::min(tpu, it.q_count), it.kv_len, tiles);
+      double wanted = 1.0;
+      if (!v2) {
+        wanted = unit_cost(std::min(tpu, it.q_count), it.kv_len, tiles) / std::max(target, 1.0);
+      } else if (narrow) {
+        wanted = leaf_warp_ns(it.kv_len) / leaf_target_ns;
+      } else {
+        wanted = wide_ns_v2(std::min(tpu, it.q_count), it.kv_len, tiles) / std::max(wide_target_ns, 1.0);
+      }
       const int64_t max_pieces = it.kv_len / options.min_split_keys;
-      const int64_t pieces = std::min<int64_t>(max_pieces, static_cast<int64_t>(std::ceil(cost / std::max(target, 1.0))));
+      const int64_t pieces = std::min<int64_t>(max_pieces, static_cast<int64_t>(std::ceil(wanted)));
       if (pieces > 1) piece_keys = ceil_div(ceil_div(it.kv_len, pieces), kTileKeys) * kTileKeys;
     }
     const int64_t num_pieces = std::max<int64_t>(1, ceil_div(it.kv_len, piece_keys));
@@ -214,7 +301,9 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
         u.slot_base = slot_base + j0;
         u.mask_from = mask_from;
         u.flags = narrow ? kernels::kUnitNarrow : 0;
-        const double cost = unit_cost(count, u.kv_end - u.kv_begin, tiles);
+        const int64_t keys = u.kv_end - u.kv_begin;
+        const double cost =
+            !v2 ? unit_cost(count, keys, tiles) : narrow ? leaf_warp_ns(keys) : wide_ns_v2(count, keys, tiles);
         for (int h = 0; h < Hkv; ++h) {
           u.kv_head = h;
           const int64_t order = ((static_cast<int64_t>(n) * (num_pieces + 1) + piece) * Hkv + h) * (it.q_count + 1) + tile;
@@ -245,12 +334,45 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
       lp.merge_slots.push_back(u.slot_base);
       for (int h = 0; h < Hkv; ++h) {
         u.kv_head = h;
-        costed.push_back({u, options.unit_overhead_ns, INT64_MAX - Hkv * static_cast<int64_t>(t + 1) + h});
+        costed.push_back({u, v2 ? leaf_warp_ns(0) : options.unit_overhead_ns,
+                          INT64_MAX - Hkv * static_cast<int64_t>(t + 1) + h});
       }
     }
     lp.merge_offsets[static_cast<size_t>(t) + 1] = static_cast<int32_t>(lp.merge_slots.size());
   }
   lp.num_slots = next_slot;
+
+  lp.kernel = options.kernel;
+  if (v2) {
+    // Two queues: wide units, then narrow units, each longest first; equal costs keep the plan's
+    // order (the token tiles of one KV range side by side: they share it through L2).
+    auto by_cost = [](const CostedUnit& a, const CostedUnit& b) {
+      if (a.cost_ns != b.cost_ns) return a.cost_ns > b.cost_ns;
+      return a.order < b.order;
+    };
+    std::stable_sort(costed.begin(), costed.end(), [&](const CostedUnit& a, const CostedUnit& b) {
+      const bool wa = !(a.unit.flags & kernels::kUnitNarrow), wb = !(b.unit.flags & kernels::kUnitNarrow);
+      if (wa != wb) return wa;
+      return by_cost(a, b);
+    });
+    lp.units.reserve(costed.size());
+    for (const CostedUnit& c : costed) {
+      lp.units.push_back(c.unit);
+      lp.total_cost_ns += c.cost_ns;
+      if (!(c.unit.flags & kernels::kUnitNarrow)) {
+        ++lp.wide_units;
+        lp.wide_cost_ns += c.cost_ns;
+      } else {
+        ++lp.narrow_units;
+      }
+    }
+    lp.num_wide_units = lp.wide_units;
+    lp.num_tensor_ctas = lp.wide_units > 0 ? std::max(tensor_ctas, 1) : 0;
+    lp.grid_ctas = G;
+    lp.predicted_makespan_ns = makespan_v2;
+    lp.cta_offsets.clear();
+    return lp;
+  }
 
   // CTAs: a wide unit alone; narrow units four to a CTA (one per warp), longest first, so that the
   // four have similar costs (a narrow CTA streams its four leaves side by side: it costs their sum).
@@ -321,6 +443,7 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
     lp.units.insert(lp.units.end(), c->units.begin(), c->units.end());
     lp.cta_offsets.push_back(static_cast<int32_t>(lp.units.size()));
   }
+  lp.grid_ctas = static_cast<int32_t>(order.size());
   return lp;
 }
 

@@ -11,11 +11,15 @@
 //     its own partial slots (numbered after the plan's), merged like the plan's.
 //   - tokens that no item covers get one empty unit (and a q_tokens entry), so that they are
 //     written (O = 0, LSE = -inf) like every other token.
-//   - CTAs: a wide unit takes a CTA; narrow units go four to a CTA (one per warp), longest first
-//     (similar costs side by side).
-//   - order: a replay of the GPU's CTA dispatch with predicted times decides the launch order, so
-//     that each SM keeps about one wide CTA (tensor cores: a shared node) beside narrow ones
-//     (streaming: leaves) for the whole launch, longest wide CTAs first (no long tail).
+//   - v1 (ForestKernel::kMmaSync): a wide unit takes a CTA; narrow units go four to a CTA (one per
+//     warp), longest first (similar costs side by side); a replay of the GPU's CTA dispatch with
+//     predicted times decides the launch order, so that each SM keeps about one wide CTA (tensor
+//     cores: a shared node) beside narrow ones (streaming: leaves) for the whole launch, longest
+//     wide CTAs first (no long tail).
+//   - v2 (ForestKernel::kWgmma): one persistent CTA per SM; wide units (longest first, units that
+//     read the same KV side by side) then narrow units (longest first) in two queues; the first
+//     num_tensor_ctas CTAs start on the wide queue, chosen by a model of the two resources (tensor
+//     cores for wide units, DRAM bandwidth for leaves) so that both queues drain together.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +32,13 @@
 
 namespace canopy::cuda {
 
+enum class ForestKernel : int32_t {
+  kMmaSync = 0,  // v1: forest_attention.cuh (sm_80+)
+  kWgmma = 1,    // v2: forest_attention_sm90.cuh (sm_90a)
+};
+
 struct ForestLaunchOptions {
+  ForestKernel kernel = ForestKernel::kMmaSync;
   int num_sms = 132;
   int ctas_per_sm = 2;
   // Cost model of one SM running one unit (ordering and split decisions only).
@@ -37,13 +47,27 @@ struct ForestLaunchOptions {
   double unit_overhead_ns = 1500.0;                 // start-up latency of a unit
   bool split_kv = true;
   int min_split_keys = 256;  // never split into pieces shorter than this (a multiple of 64)
+
+  // v2 model (one SM = one persistent CTA): wgmma rate of a tensor CTA, streaming rate of a CTA of
+  // leaf warps, DRAM bandwidth of the whole GPU. Predictions, to be calibrated by measurement.
+  double wgmma_sm_flops_per_ns = 600e12 / 132.0 / 1e9;
+  double wide_sm_bytes_per_ns = 60e9 / 1e9;  // a tensor CTA streaming a shared node's KV (few rows per unit)
+  double leaf_sm_bytes_per_ns = 40e9 / 1e9;
+  double dram_bytes_per_ns = 3.0e12 / 1e9;
+  double leaf_overhead_ns = 1000.0;  // a leaf's start-up, partly hidden by the ring across leaves
+  int wide_pieces_per_cta = 4;       // split shared nodes into at least this many pieces per tensor CTA
+  int tensor_ctas = -1;              // >= 0: override the model's choice (benchmarks)
 };
 
 struct ForestLaunchPlan {
+  ForestKernel kernel = ForestKernel::kMmaSync;
   int32_t num_tokens = 0;
   int32_t num_slots = 0;  // plan slots first, then the slots of split pieces and empty tokens
-  std::vector<kernels::ForestUnit> units;  // execution order, grouped by CTA
-  std::vector<int32_t> cta_offsets;        // [num CTAs + 1]: a wide unit, or up to 4 narrow units
+  std::vector<kernels::ForestUnit> units;  // v1: execution order, grouped by CTA; v2: wide, then narrow
+  std::vector<int32_t> cta_offsets;        // v1: [num CTAs + 1]: a wide unit, or up to 4 narrow units
+  int32_t grid_ctas = 0;                   // CTAs of the launch
+  int32_t num_wide_units = 0;              // v2: units[0, num_wide_units) are wide
+  int32_t num_tensor_ctas = 0;             // v2: CTAs that start on the wide queue
   std::vector<int32_t> q_tokens;           // the plan's, then one entry per token no item covers
   std::vector<int32_t> merge_offsets;      // [num_tokens + 1]
   std::vector<int32_t> merge_slots;        // every slot of token t: merge_slots[off[t] .. off[t+1])

@@ -5,6 +5,12 @@
 // derives the units from the step's attention plan (backend/cuda/forest_launch_plan.h); this
 // header knows nothing of the engine: raw device pointers, sizes and a unit list.
 //
+// Two kernels take the same parameters:
+//   v1 (forest_attention.cuh, sm_80+): one CTA of 128 threads per host-listed group of units
+//      (cta_offsets); mma.sync everywhere.
+//   v2 (forest_attention_sm90.cuh, sm_90a): a persistent grid of 384-thread CTAs pulling units
+//      from two queues (wide units first in the list, then narrow ones); wide units on wgmma.
+//
 // A unit is (segment of one plan item, KV head, tile of query tokens, key range). Its rows are the
 // unit's query tokens times the GQA group stacked into one dimension: row r is query token
 // j = r / group, query head kv_head * group + r % group. A "wide" unit has up to 128 rows (whole
@@ -65,8 +71,17 @@ struct ForestAttentionParams {
   uint16_t* out;       // bf16 [num_tokens, Hq, D] (kFusedMerge)
   float* lse_out;      // f32 [num_tokens, Hq], may be null (kFusedMerge)
   int32_t* counters;   // [num_tokens, Hkv], zero before the first launch; left zero by each launch
+  // v2 only: units[0, num_wide_units) are wide, the rest narrow; CTAs [0, num_tensor_ctas) start
+  // with the wide queue, the others with the narrow one; work_state [3] (wide head, narrow head,
+  // CTAs done) is zero before the first launch and left zero by each launch.
+  int32_t num_wide_units = 0;
+  int32_t num_tensor_ctas = 0;
+  int32_t* work_state = nullptr;
+  // v2, optional (benchmarks): per CTA [3] globaltimer ns at start, at the end of its wide units
+  // (tensor CTAs; 0 otherwise) and at its end.
+  int64_t* timeline = nullptr;
   int32_t num_units = 0;
-  int32_t num_ctas = 0;    // the grid: one wide unit, or up to 4 narrow units (one per warp), per CTA
+  int32_t num_ctas = 0;    // the grid (v1: one wide unit or up to 4 narrow units per CTA; v2: persistent CTAs)
   int32_t num_tokens = 0;
   int32_t num_q_heads = 0;
   int32_t num_kv_heads = 0;
@@ -101,14 +116,23 @@ struct ForestKernelInfo {
 bool forest_head_dim_supported(int head_dim);
 // Queries the current device; returns a cudaError_t from the runtime on failure.
 cudaError_t forest_kernel_info(int head_dim, ForestKernelInfo* info);
+// The v2 kernel: whether this build holds it (sm_90a among the CUDA architectures) and the current
+// device runs it (compute capability 9.0); its static facts (ctas_per_sm: 1 when it fits).
+bool forest_sm90_available();
+cudaError_t forest_sm90_kernel_info(int head_dim, ForestKernelInfo* info);
 
 // Asynchronous on `stream`; returns the launch error, if any. head_dim must be supported.
 cudaError_t launch_forest_attention(const ForestAttentionParams& params, cudaStream_t stream);
+cudaError_t launch_forest_attention_sm90(const ForestAttentionParams& params, cudaStream_t stream);
 cudaError_t launch_merge_partials(const MergePartialsParams& params, cudaStream_t stream);
 
 // CUDA graphs (a decode step captured once, replayed with each step's launch plan): updates the
 // node a captured launch_forest_attention(params) added, in an instantiated graph, to new params,
 // with launch_forest_attention's geometry. params.num_ctas must be >= 1.
 cudaError_t update_forest_attention_node(cudaGraphExec_t exec, cudaGraphNode_t node, const ForestAttentionParams& params);
+// The same for a captured launch_forest_attention_sm90 (v2: the grid is the persistent one, the
+// same every step).
+cudaError_t update_forest_attention_sm90_node(cudaGraphExec_t exec, cudaGraphNode_t node,
+                                              const ForestAttentionParams& params);
 
 }  // namespace canopy::kernels

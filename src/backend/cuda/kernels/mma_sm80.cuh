@@ -39,6 +39,22 @@ __device__ __forceinline__ void cp_async_16(uint32_t smem_addr, const void* gmem
                : "memory");
 }
 
+// An L2 policy that evicts the lines it touches first (data read once: decode leaves), so that it
+// does not push out data that other CTAs will read again (shared nodes' KV).
+__device__ __forceinline__ uint64_t l2_policy_evict_first() {
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0;\n" : "=l"(policy));
+  return policy;
+}
+
+// cp_async_16 with an L2 eviction policy (a hint only).
+__device__ __forceinline__ void cp_async_16_hint(uint32_t smem_addr, const void* gmem, bool valid, uint64_t policy) {
+  const int src_bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(smem_addr), "l"(gmem),
+               "r"(src_bytes), "l"(policy)
+               : "memory");
+}
+
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 
 // Waits until at most N of this thread's committed groups are still in flight.

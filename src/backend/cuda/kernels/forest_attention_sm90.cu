@@ -1,0 +1,112 @@
+// Instantiations (head_dim 64 and 128) and host launchers of the v2 (sm_90a) forest kernel.
+#include <atomic>
+
+#include "forest_attention_sm90.cuh"
+
+namespace canopy::kernels {
+
+namespace {
+
+template <int kD>
+cudaError_t configure_sm90() {
+  using C = ForestConfigSm90<kD>;
+  static std::atomic<uint64_t> configured{0};
+  int device = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err != cudaSuccess) return err;
+  const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
+  if (bit != 0 && (configured.load(std::memory_order_acquire) & bit) != 0) return cudaSuccess;
+  err = cudaFuncSetAttribute(forest_attention_sm90_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             C::kSmemBytes);
+  if (err != cudaSuccess) return err;
+  err = cudaFuncSetAttribute(forest_attention_sm90_kernel<kD>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                             cudaSharedmemCarveoutMaxShared);
+  if (err != cudaSuccess) return err;
+  configured.fetch_or(bit, std::memory_order_release);
+  return cudaSuccess;
+}
+
+template <int kD>
+cudaError_t launch_sm90(const ForestAttentionParams& p, cudaStream_t stream) {
+  using C = ForestConfigSm90<kD>;
+  if (p.num_ctas <= 0) return cudaSuccess;
+  const cudaError_t err = configure_sm90<kD>();
+  if (err != cudaSuccess) return err;
+  forest_attention_sm90_kernel<kD><<<p.num_ctas, C::kThreads, C::kSmemBytes, stream>>>(p);
+  return cudaGetLastError();
+}
+
+template <int kD>
+cudaError_t update_node_sm90(cudaGraphExec_t exec, cudaGraphNode_t node, const ForestAttentionParams& p) {
+  using C = ForestConfigSm90<kD>;
+  if (p.num_ctas <= 0) return cudaErrorInvalidValue;  // a captured launch always has CTAs
+  ForestAttentionParams arg = p;  // copied into the node by the call
+  void* args[] = {&arg};
+  cudaKernelNodeParams n{};
+  n.func = reinterpret_cast<void*>(forest_attention_sm90_kernel<kD>);
+  n.gridDim = dim3(static_cast<unsigned>(p.num_ctas));
+  n.blockDim = dim3(C::kThreads);
+  n.sharedMemBytes = C::kSmemBytes;
+  n.kernelParams = args;
+  return cudaGraphExecKernelNodeSetParams(exec, node, &n);
+}
+
+template <int kD>
+cudaError_t info_sm90(ForestKernelInfo* info) {
+  using C = ForestConfigSm90<kD>;
+  info->threads_per_cta = C::kThreads;
+  info->smem_bytes = C::kSmemBytes;
+  info->wide_rows = C::kWideRows;
+  info->narrow_rows = C::kLeafRows;
+  info->tile_keys = C::kTileKeys;
+  info->ctas_per_sm = 0;
+  const cudaError_t err = configure_sm90<kD>();
+  if (err != cudaSuccess) return err;
+  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&info->ctas_per_sm, forest_attention_sm90_kernel<kD>,
+                                                       C::kThreads, C::kSmemBytes);
+}
+
+}  // namespace
+
+bool forest_sm90_available() {
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  int major = 0, minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  if (major != 9 || minor != 0) return false;
+  // The build must hold sm_90a machine code (an sm_80 binary of this kernel only traps).
+  cudaFuncAttributes attr{};
+  if (cudaFuncGetAttributes(&attr, forest_attention_sm90_kernel<128>) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attr.binaryVersion == 90;
+}
+
+cudaError_t forest_sm90_kernel_info(int head_dim, ForestKernelInfo* info) {
+  if (head_dim == 64) return info_sm90<64>(info);
+  if (head_dim == 128) return info_sm90<128>(info);
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t update_forest_attention_sm90_node(cudaGraphExec_t exec, cudaGraphNode_t node,
+                                              const ForestAttentionParams& params) {
+  if (params.head_dim == 64) return update_node_sm90<64>(exec, node, params);
+  if (params.head_dim == 128) return update_node_sm90<128>(exec, node, params);
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t launch_forest_attention_sm90(const ForestAttentionParams& params, cudaStream_t stream) {
+  if (params.head_dim == 64) return launch_sm90<64>(params, stream);
+  if (params.head_dim == 128) return launch_sm90<128>(params, stream);
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace canopy::kernels

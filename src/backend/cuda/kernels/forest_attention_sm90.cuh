@@ -1,0 +1,926 @@
+// The v2 forest attention kernel (sm_90a): one persistent CTA per SM, shared nodes on wgmma, leaves
+// streamed by independent warps. Interface and unit semantics: forest_attention.h; geometry and
+// shared-memory layouts: forest_layout_sm90.h; the portable sm_80 kernel: forest_attention.cuh.
+//
+// Work: units[0, num_wide_units) are wide (a shared node's rows x key range, up to 128 rows),
+// units[num_wide_units, num_units) narrow (a leaf, up to 16 rows). Two queues (atomic heads in
+// work_state) hand them out. CTAs [0, num_tensor_ctas) take wide units until that queue is empty,
+// then leaves; the other CTAs take only leaves. So the tensor cores chew shared prefixes on some
+// SMs while the others stream leaves at full bandwidth, and the tensor CTAs join the leaves when
+// the shared nodes are done (the planner errs towards more tensor CTAs: they can always help with
+// leaves, while leaf CTAs never take wide units -- ptxas keeps the leaf code within its 224 registers
+// only when it follows the wgmma code in program order).
+//
+// Wide mode, per CTA: warpgroup 2 produces (cp.async of each unit's Q rows and its K/V tiles into
+// kStages stages; each thread waits for its own copies, fences them for the async proxy and
+// arrives on the stage's "full" mbarrier), warpgroups 0 and 1 consume 64 rows each: per 64-key
+// tile S = Q K^T (wgmma, both operands in shared memory), mask, online softmax in registers,
+// O += P V (wgmma, P from registers); the stage is released on its "empty" mbarrier. The next
+// tile's S is issued together with this tile's P V, so the tensor core sees them back to back.
+// Units flow from the producer to the consumers through a 2-entry ring (mbarriers); Q buffers
+// alternate between units, so the next unit's Q and first tiles load while this one finishes.
+//
+// Narrow mode, per warp: a cp.async ring of 16-key tiles that runs across consecutive leaves (the
+// next leaf's Q and first tiles load while this one computes), mma.sync m16n8k16 as in v1.
+//
+// Epilogues write from registers. Fused merge (ForestOutputMode::kFusedMerge): per (token, KV
+// head) the unit that completes it last merges every partial (same protocol as v1); wide units
+// publish all their rows with one fence and count tokens in parallel, so a shared node's epilogue
+// costs one round trip, not one per token.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "forest_attention.cuh"
+#include "forest_attention.h"
+#include "forest_layout_sm90.h"
+#include "merge_fragment.cuh"
+#include "mma_sm80.cuh"
+#include "sm90_primitives.cuh"
+
+namespace canopy::kernels {
+
+inline constexpr uint32_t kBarrierConsumers = 1;  // named barrier: both consumer warpgroups (256)
+inline constexpr uint32_t kBarrierProducer = 2;   // named barrier: the producer warpgroup (128)
+
+// Takes the next index of a queue (one thread); -1 when the queue is exhausted.
+__device__ __forceinline__ int take_work(int32_t* head, int32_t count) {
+  const int i = atomicAdd(head, 1);
+  return i < count ? i : -1;
+}
+
+__device__ __forceinline__ int unit_tiles(const ForestUnit& u, int tile_keys) {
+  // A unit without keys still runs one fully masked tile: its rows come out as O = 0, LSE = -inf
+  // through the ordinary path (no special case in the pipelines).
+  const int keys = u.kv_end - u.kv_begin;
+  return keys > 0 ? (keys + tile_keys - 1) / tile_keys : 1;
+}
+
+// Copies kRows rows of K and V (one 16-byte chunk column `chunk`): row i is key
+// key0 + i * kStep of the unit's segment, written to shared address dst(i) (V at dst(i) + v_offset);
+// rows at or past kv_end are zero-filled. Rows come in segments of kSeg rows; with one_block (the
+// caller knows each segment lies in one block) pages[s] is segment s's block and rows need no
+// lookup of their own. kUnroll: unrolled rows (the leaf warps, with registers to spare) or a
+// compact loop (the producer warps, which run on 56 registers). kStreamOnce: the rows are read by
+// no other CTA (leaves): evict them from L2 first.
+template <int kD, int kRows, int kStep, int kSeg, bool kUnroll, bool kStreamOnce, typename Dst>
+__device__ __forceinline__ void copy_kv_rows(const ForestAttentionParams& p, const ForestUnit& u, int key0, int chunk,
+                                             bool one_block, const int (&pages)[kRows / kSeg], Dst dst,
+                                             uint32_t v_offset) {
+  static_assert(kRows % kSeg == 0, "whole segments");
+  const int bs = p.block_size;
+  const size_t head_stride = static_cast<size_t>(bs) * kD;
+  const size_t block_stride = static_cast<size_t>(p.num_kv_heads) * head_stride;
+  const uint16_t* k_head = p.k_cache + static_cast<size_t>(u.kv_head) * head_stride + chunk * 8;
+  const uint16_t* v_head = p.v_cache + static_cast<size_t>(u.kv_head) * head_stride + chunk * 8;
+  const uint64_t policy = kStreamOnce ? l2_policy_evict_first() : 0;
+  auto copy_row = [&](int i, int key, size_t off) {
+    const bool valid = key < u.kv_end;
+    const uint32_t d = dst(i);
+    if constexpr (kStreamOnce) {
+      cp_async_16_hint(d, valid ? k_head + off : p.k_cache, valid, policy);
+      cp_async_16_hint(d + v_offset, valid ? v_head + off : p.v_cache, valid, policy);
+    } else {
+      cp_async_16(d, valid ? k_head + off : p.k_cache, valid);
+      cp_async_16(d + v_offset, valid ? v_head + off : p.v_cache, valid);
+    }
+  };
+  if (one_block) {
+    CANOPY_UNROLL
+    for (int sg = 0; sg < kRows / kSeg; ++sg) {
+      const int seg_key = key0 + sg * kSeg * kStep;
+      const size_t off0 = static_cast<size_t>(pages[sg]) * block_stride + static_cast<size_t>(seg_key % bs) * kD;
+      if constexpr (kUnroll) {
+        CANOPY_UNROLL
+        for (int j = 0; j < kSeg; ++j) copy_row(sg * kSeg + j, seg_key + j * kStep, off0 + static_cast<size_t>(j * kStep) * kD);
+      } else {
+        CANOPY_NO_UNROLL
+        for (int j = 0; j < kSeg; ++j) copy_row(sg * kSeg + j, seg_key + j * kStep, off0 + static_cast<size_t>(j * kStep) * kD);
+      }
+    }
+  } else {
+    const int32_t* table = p.kv_pages + u.kv_page_begin;
+    CANOPY_NO_UNROLL
+    for (int i = 0; i < kRows; ++i) {
+      const int key = key0 + i * kStep;
+      const int blk = key < u.kv_end ? __ldg(table + key / bs) : 0;
+      copy_row(i, key, static_cast<size_t>(blk) * block_stride + static_cast<size_t>(key % bs) * kD);
+    }
+  }
+}
+
+// The block holding key `key` of the unit's segment (0 past its end: never read then).
+__device__ __forceinline__ int key_page(const ForestAttentionParams& p, const ForestUnit& u, int key) {
+  return key < u.kv_end ? __ldg(p.kv_pages + u.kv_page_begin + key / p.block_size) : 0;
+}
+
+// =============================================================================================
+// Wide mode: the producer warpgroup.
+template <int kD>
+__device__ __forceinline__ void wide_producer(const ForestAttentionParams& p, uint32_t base, uint32_t ctrl, int* ring,
+                                              int* producer_unit, int tid) {
+  using C = ForestConfigSm90<kD>;
+  const int group = p.num_q_heads / p.num_kv_heads;
+  const int chunk = tid % C::kChunks;
+  const int row0 = (tid / C::kChunks) * C::kRowsPerLane;
+  // A thread's rows (starting at a multiple of kRowsPerLane keys of a segment that starts at a
+  // block boundary) lie in one block when the block size is a multiple of kRowsPerLane.
+  const bool one_block = p.block_size % C::kRowsPerLane == 0;
+  int units = 0;    // units taken
+  int tiles = 0;    // tiles issued (stage = tiles % kStages)
+  int qloads = 0;   // Q buffers filled (buffer = qloads % 2)
+  // Tiles whose copies this thread issued but has not yet waited for, fenced and signalled: up to
+  // kLag of them stay in flight (kLag + 1 tiles loading at once). Each is signalled once the copies
+  // issued after it are at most kLag - 1 groups, and all of them before the warp blocks on anything
+  // but a stage's "empty" barrier. Waiting for the stage of tile g needs the consumers to release
+  // tile g - kStages, which they do after issuing S of tile g - kStages + 1 (they look one tile
+  // ahead): that tile must not be pending, hence kLag <= kStages - 2.
+  constexpr int kLag = C::kStages - 2;
+  int pending = 0;          // tiles pending: the oldest is tile `tiles - pending`
+  uint32_t pending_q = 0;   // bit i: the i-th oldest pending tile carried its unit's Q (buffer in pending_qbuf)
+  uint32_t pending_qbuf = 0;
+  auto signal_oldest = [&] {  // its copies have landed (the caller waited)
+    const int g = tiles - pending;
+    fence_proxy_async_shared();
+    mbar_arrive(ctrl + C::kBarFull + 8 * (g % C::kStages));
+    if (pending_q & 1u) mbar_arrive(ctrl + C::kBarQFull + 8 * (pending_qbuf & 1u));
+    pending_q >>= 1;
+    pending_qbuf >>= 1;
+    --pending;
+  };
+  auto flush = [&] {
+    if (pending == 0) return;
+    cp_async_wait<0>();
+    while (pending > 0) signal_oldest();
+  };
+  int next = tid == 0 ? take_work(p.work_state + 0, p.num_wide_units) : 0;  // one unit ahead
+  for (;;) {
+    flush();  // nothing pending before the barriers below
+    // ---- the next unit, from thread 0 to the producer threads (two slots: thread 0 writes slot
+    // u % 2 again only after every producer thread has passed the barrier of unit u + 1), and to
+    // the consumers through the ring
+    if (tid == 0) {
+      producer_unit[units & 1] = next;
+      const int slot = units & 1;
+      mbar_wait(ctrl + C::kBarUnitEmpty + 8 * slot, ((units >> 1) & 1) ^ 1);
+      *reinterpret_cast<volatile int*>(ring + slot) = next;
+      mbar_arrive(ctrl + C::kBarUnitFull + 8 * slot);
+      if (next >= 0) next = take_work(p.work_state + 0, p.num_wide_units);
+    }
+    named_barrier_sync(kBarrierProducer, C::kProducerThreads);
+    const int idx = *reinterpret_cast<volatile int*>(producer_unit + (units & 1));
+    ++units;
+    if (idx < 0) break;
+    const ForestUnit& u = p.units[idx];
+    const int n_tiles = unit_tiles(u, C::kTileKeys);
+    const int rows = u.q_count * group;
+    const int head0 = u.kv_head * group;
+
+    // ---- Q rows -> Q buffer (qloads % 2), zero past the unit's rows; travels with tile 0
+    const int qbuf = qloads & 1;
+    mbar_wait(ctrl + C::kBarQEmpty + 8 * qbuf, ((qloads >> 1) & 1) ^ 1);
+    ++qloads;
+    {
+      const uint32_t qbase = base + C::kQOffset + qbuf * C::kQBufBytes;
+      CANOPY_NO_UNROLL
+      for (int i = 0; i < C::kQChunksPerLane; ++i) {
+        const int r = tid / C::kChunks + i * (C::kProducerThreads / C::kChunks);
+        const bool valid = r < rows;
+        const uint16_t* src = p.q;
+        if (valid) {
+          const int t = __ldg(p.q_tokens + u.q_begin + r / group);
+          src = p.q + (static_cast<size_t>(t) * p.num_q_heads + head0 + r % group) * kD + chunk * 8;
+        }
+        const int wg = r / C::kWgRows;
+        cp_async_16(qbase + wg * C::kQWgBytes + sw128_offset(r % C::kWgRows, chunk, C::kWgRows), src, valid);
+      }
+    }
+
+    // ---- K/V tiles; this thread's block is looked up one tile ahead
+    int page[1];
+    auto lookup = [&](int t) {
+      page[0] = one_block ? key_page(p, u, u.kv_begin + t * C::kTileKeys + row0) : 0;
+    };
+    lookup(0);
+    for (int t = 0; t < n_tiles; ++t) {
+      const int stage = tiles % C::kStages;
+      mbar_wait(ctrl + C::kBarEmpty + 8 * stage, ((tiles / C::kStages) & 1) ^ 1);
+      const uint32_t kbase = base + C::kStageOffset + stage * C::kStageBytes;
+      copy_kv_rows<kD, C::kRowsPerLane, 1, C::kRowsPerLane, false, false>(
+          p, u, u.kv_begin + t * C::kTileKeys + row0, chunk, one_block, page,
+          [&](int i) { return kbase + static_cast<uint32_t>(sw128_offset(row0 + i, chunk, C::kTileKeys)); },
+          C::kTileBytes);
+      cp_async_commit();
+      if (t == 0) {
+        pending_q |= 1u << pending;
+        pending_qbuf |= static_cast<uint32_t>(qbuf) << pending;
+      }
+      ++pending;
+      ++tiles;
+      if (t + 1 < n_tiles) lookup(t + 1);
+      if (pending > kLag) {  // the oldest tile: wait until at most kLag - 1 newer groups are in flight
+        cp_async_wait<kLag>();
+        signal_oldest();
+      }
+    }
+  }
+  flush();
+}
+
+// =============================================================================================
+// Wide mode: a consumer warpgroup (64 rows of every unit).
+template <int kD>
+struct WideAcc {
+  static constexpr int kN = kD / 2;  // m64nD f32 accumulators per thread
+  float o[kN];
+};
+
+template <int kD>
+__device__ __forceinline__ void pv_mma(WideAcc<kD>& acc, const uint32_t (&a)[4], uint64_t desc) {
+  if constexpr (kD == 128) {
+    wgmma_m64n128k16_rs(acc.o, a, desc);
+  } else {
+    wgmma_m64n64k16_rs(acc.o, a, desc);
+  }
+}
+
+// The fused-merge epilogue of a wide unit, by both consumer warpgroups together: every row with
+// several slots is published (partial + LSE) and fenced, then one thread per token counts it; the
+// tokens this unit completes are merged by the threads holding their rows.
+template <int kD>
+__device__ __forceinline__ void wide_epilogue(const ForestAttentionParams& p, const ForestUnit& u, Frag<kD> (&f)[2],
+                                              float (&lse)[2], const int (&row)[2], uint8_t* last_flags, int ctid,
+                                              int t4) {
+  const int group = p.num_q_heads / p.num_kv_heads;
+  const int rows = u.q_count * group;
+  const int head0 = u.kv_head * group;
+  int tok[2], n[2], off0[2];
+  CANOPY_UNROLL
+  for (int h = 0; h < 2; ++h) {
+    tok[h] = -1;
+    n[h] = 0;
+    off0[h] = 0;
+    if (row[h] < rows) {
+      tok[h] = __ldg(p.q_tokens + u.q_begin + row[h] / group);
+      off0[h] = __ldg(p.merge_offsets + tok[h]);
+      n[h] = __ldg(p.merge_offsets + tok[h] + 1) - off0[h];
+    }
+  }
+  CANOPY_UNROLL
+  for (int h = 0; h < 2; ++h) {
+    if (tok[h] < 0) continue;
+    const int head = head0 + row[h] % group;
+    const int slot = u.slot_base + row[h] / group;
+    if (p.mode == ForestOutputMode::kPartials || n[h] > 1) {
+      store_frag_f32<kD>(p.partial_o + (static_cast<size_t>(slot) * p.num_q_heads + head) * kD, f[h], t4);
+      if (t4 == 0) p.partial_lse[static_cast<size_t>(slot) * p.num_q_heads + head] = lse[h];
+    } else {
+      store_frag_bf16<kD>(p.out + (static_cast<size_t>(tok[h]) * p.num_q_heads + head) * kD, f[h], t4);
+      if (t4 == 0 && p.lse_out != nullptr) p.lse_out[static_cast<size_t>(tok[h]) * p.num_q_heads + head] = lse[h];
+    }
+  }
+  if (p.mode == ForestOutputMode::kPartials) return;
+  __threadfence();  // this thread's partials before the counts below
+  named_barrier_sync(kBarrierConsumers, 256);
+  if (ctid < u.q_count) {
+    const int t = __ldg(p.q_tokens + u.q_begin + ctid);
+    const int cnt = __ldg(p.merge_offsets + t + 1) - __ldg(p.merge_offsets + t);
+    bool last = false;
+    if (cnt > 1) {
+      int32_t* counter = p.counters + static_cast<size_t>(t) * p.num_kv_heads + u.kv_head;
+      last = atomicAdd(counter, 1) == cnt - 1;
+      if (last) atomicExch(counter, 0);  // every unit of this token has counted: ready for the next launch
+    }
+    last_flags[ctid] = last ? 1 : 0;
+  }
+  named_barrier_sync(kBarrierConsumers, 256);
+  CANOPY_UNROLL
+  for (int h = 0; h < 2; ++h) {
+    if (tok[h] < 0 || n[h] <= 1) continue;
+    if (!last_flags[row[h] / group]) continue;
+    __threadfence();  // acquire: the other units' partials, published before their counts
+    const int head = head0 + row[h] % group;
+    float l = 0.0f;
+    merge_frag<kD>(f[h], l, false, p.merge_slots + off0[h], n[h], -1, p.partial_o, p.partial_lse, p.num_q_heads, head,
+                   t4);
+    store_frag_bf16<kD>(p.out + (static_cast<size_t>(tok[h]) * p.num_q_heads + head) * kD, f[h], t4);
+    if (t4 == 0 && p.lse_out != nullptr) p.lse_out[static_cast<size_t>(tok[h]) * p.num_q_heads + head] = l;
+  }
+}
+
+template <int kD>
+__device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, uint32_t base, uint32_t ctrl,
+                                              const int* ring, uint8_t* last_flags, int wg, int ctid) {
+  using C = ForestConfigSm90<kD>;
+  constexpr int kKSteps = kD / 16;       // k16 steps of S = Q K^T
+  constexpr int kPSteps = C::kTileKeys / 16;  // k16 steps of O += P V
+  constexpr int kSN = 32;                // S accumulators per thread (m64n64)
+  const int wtid = ctid % 128;           // thread in the warpgroup
+  const int warp = wtid / 32;
+  const int lane = wtid % 32;
+  const int gid = lane / 4;
+  const int t4 = lane % 4;
+  const int group = p.num_q_heads / p.num_kv_heads;
+  const float neg_inf = neg_inf_f32();
+  const int row[2] = {wg * C::kWgRows + warp * 16 + gid, wg * C::kWgRows + warp * 16 + gid + 8};
+
+  int units = 0, tiles = 0, qloads = 0;
+  for (;;) {
+    // ---- the next unit
+    const int slot = units & 1;
+    mbar_wait(ctrl + C::kBarUnitFull + 8 * slot, (units >> 1) & 1);
+    const int idx = *reinterpret_cast<const volatile int*>(ring + slot);
+    __syncwarp();
+    if (lane == 0) mbar_arrive(ctrl + C::kBarUnitEmpty + 8 * slot);
+    ++units;
+    if (idx < 0) break;
+    const ForestUnit u = p.units[idx];
+    const int n_tiles = unit_tiles(u, C::kTileKeys);
+    const int rows = u.q_count * group;
+    const bool active = wg * C::kWgRows < rows;  // warpgroup-uniform
+    const int qbuf = qloads & 1;
+    const uint32_t q_parity = (qloads >> 1) & 1;
+    ++qloads;
+    const uint32_t q_addr = base + C::kQOffset + qbuf * C::kQBufBytes + wg * C::kQWgBytes;
+    auto release_q = [&] {
+      __syncwarp();
+      if (lane == 0) mbar_arrive(ctrl + C::kBarQEmpty + 8 * qbuf);
+    };
+    auto stage_of = [&](int t) { return (tiles + t) % C::kStages; };
+    auto full_parity = [&](int t) { return static_cast<uint32_t>(((tiles + t) / C::kStages) & 1); };
+    auto release_stage = [&](int t) {
+      __syncwarp();
+      if (lane == 0) mbar_arrive(ctrl + C::kBarEmpty + 8 * stage_of(t));
+    };
+
+    if (!active) {
+      // No rows here: keep the barriers' counts (and the pace of the producer) without computing.
+      mbar_wait(ctrl + C::kBarQFull + 8 * qbuf, q_parity);
+      release_q();
+      for (int t = 0; t < n_tiles; ++t) {
+        mbar_wait(ctrl + C::kBarFull + 8 * stage_of(t), full_parity(t));
+        release_stage(t);
+      }
+      tiles += n_tiles;
+      if (p.mode == ForestOutputMode::kFusedMerge) {  // take part in the epilogue's barriers
+        Frag<kD> f[2];
+        float lse[2] = {neg_inf, neg_inf};
+        const int none[2] = {C::kWideRows, C::kWideRows};  // past every unit's rows: nothing written
+        CANOPY_UNROLL
+        for (int h = 0; h < 2; ++h)
+          CANOPY_UNROLL
+          for (int e = 0; e < Frag<kD>::kN; ++e) f[h].v[e] = 0.0f;
+        wide_epilogue<kD>(p, u, f, lse, none, last_flags, ctid, t4);
+      }
+      continue;
+    }
+
+    // Query positions of this thread's rows (causal units only).
+    int qpos[2] = {kNoMask, kNoMask};
+    if (u.mask_from != kNoMask) {
+      CANOPY_UNROLL
+      for (int h = 0; h < 2; ++h)
+        if (row[h] < rows) qpos[h] = __ldg(p.q_positions + __ldg(p.q_tokens + u.q_begin + row[h] / group));
+    }
+
+    WideAcc<kD> acc;
+    CANOPY_UNROLL
+    for (int i = 0; i < WideAcc<kD>::kN; ++i) acc.o[i] = 0.0f;
+    float row_m[2] = {neg_inf, neg_inf};
+    float row_l[2] = {0.0f, 0.0f};
+    float s[kSN];
+    uint32_t pa[kPSteps][4];
+
+    auto issue_s = [&](int t) {
+      const uint32_t k_addr = base + C::kStageOffset + stage_of(t) * C::kStageBytes;
+      CANOPY_UNROLL
+      for (int i = 0; i < kSN; ++i) reg_fence(s[i]);
+      wgmma_fence();
+      CANOPY_UNROLL
+      for (int ks = 0; ks < kKSteps; ++ks) {
+        const uint32_t koff = static_cast<uint32_t>((ks / 4) * C::kRegionBytes64 + (ks % 4) * 32);
+        wgmma_m64n64k16_ss(s, wgmma_desc_sw128(q_addr + koff, 16, 1024), wgmma_desc_sw128(k_addr + koff, 16, 1024),
+                           ks > 0 ? 1 : 0);
+      }
+      wgmma_commit();
+    };
+    auto issue_pv = [&](int t) {
+      const uint32_t v_addr = base + C::kStageOffset + stage_of(t) * C::kStageBytes + C::kTileBytes;
+      CANOPY_UNROLL
+      for (int i = 0; i < WideAcc<kD>::kN; ++i) reg_fence(acc.o[i]);
+      CANOPY_UNROLL
+      for (int kk = 0; kk < kPSteps; ++kk)
+        CANOPY_UNROLL
+        for (int i = 0; i < 4; ++i) reg_fence(pa[kk][i]);
+      wgmma_fence();
+      CANOPY_UNROLL
+      for (int kk = 0; kk < kPSteps; ++kk)
+        pv_mma<kD>(acc, pa[kk], wgmma_desc_sw128(v_addr + kk * 16 * 128, C::kRegionBytes64, 1024));
+      wgmma_commit();
+    };
+    auto settle = [&] {  // after wgmma_wait: the accumulators are final
+      CANOPY_UNROLL
+      for (int i = 0; i < kSN; ++i) reg_fence(s[i]);
+      CANOPY_UNROLL
+      for (int i = 0; i < WideAcc<kD>::kN; ++i) reg_fence(acc.o[i]);
+    };
+    // Scale, mask and online softmax of tile t's scores; P (bf16) -> pa; rescales acc.
+    auto softmax = [&](int t) {
+      const int tile_key0 = u.kv_begin + t * C::kTileKeys;
+      const bool need_mask = tile_key0 + C::kTileKeys > u.kv_end || tile_key0 + C::kTileKeys > u.mask_from;
+      CANOPY_UNROLL
+      for (int h = 0; h < 2; ++h) {
+        float v[16];
+        CANOPY_UNROLL
+        for (int j = 0; j < 8; ++j) {
+          CANOPY_UNROLL
+          for (int e = 0; e < 2; ++e) {
+            float x = s[4 * j + 2 * h + e] * p.scale_log2;
+            if (need_mask) {
+              const int key = tile_key0 + 8 * j + 2 * t4 + e;
+              if (key >= u.kv_end || u.kv_pos0 + key > qpos[h]) x = neg_inf;
+            }
+            v[2 * j + e] = x;
+          }
+        }
+        const float alpha = online_softmax_step(v, row_m[h], row_l[h]);
+        CANOPY_UNROLL
+        for (int j = 0; j < 8; ++j) {
+          s[4 * j + 2 * h] = v[2 * j];
+          s[4 * j + 2 * h + 1] = v[2 * j + 1];
+        }
+        CANOPY_UNROLL
+        for (int j = 0; j < kD / 8; ++j) {
+          acc.o[4 * j + 2 * h] *= alpha;
+          acc.o[4 * j + 2 * h + 1] *= alpha;
+        }
+      }
+      CANOPY_UNROLL
+      for (int kk = 0; kk < kPSteps; ++kk) {
+        pa[kk][0] = pack_bf16x2(s[4 * (2 * kk) + 0], s[4 * (2 * kk) + 1]);
+        pa[kk][1] = pack_bf16x2(s[4 * (2 * kk) + 2], s[4 * (2 * kk) + 3]);
+        pa[kk][2] = pack_bf16x2(s[4 * (2 * kk + 1) + 0], s[4 * (2 * kk + 1) + 1]);
+        pa[kk][3] = pack_bf16x2(s[4 * (2 * kk + 1) + 2], s[4 * (2 * kk + 1) + 3]);
+      }
+    };
+
+    mbar_wait(ctrl + C::kBarQFull + 8 * qbuf, q_parity);
+    mbar_wait(ctrl + C::kBarFull + 8 * stage_of(0), full_parity(0));
+    issue_s(0);
+    wgmma_wait<0>();
+    settle();
+    if (n_tiles == 1) release_q();
+    softmax(0);
+    for (int t = 0; t < n_tiles; ++t) {
+      issue_pv(t);
+      if (t + 1 < n_tiles) {
+        mbar_wait(ctrl + C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
+        issue_s(t + 1);
+      }
+      wgmma_wait<0>();
+      settle();
+      release_stage(t);
+      if (t + 1 < n_tiles) {
+        if (t + 2 == n_tiles) release_q();
+        softmax(t + 1);
+      }
+    }
+    tiles += n_tiles;
+
+    // ---- normalize, LSE, output
+    Frag<kD> f[2];
+    float lse[2];
+    CANOPY_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      float l = row_l[h];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      lse[h] = l > 0.0f ? row_m[h] + log2f(l) : neg_inf;
+      CANOPY_UNROLL
+      for (int j = 0; j < kD / 8; ++j) {
+        f[h].v[2 * j] = acc.o[4 * j + 2 * h] * inv;
+        f[h].v[2 * j + 1] = acc.o[4 * j + 2 * h + 1] * inv;
+      }
+    }
+    wide_epilogue<kD>(p, u, f, lse, row, last_flags, ctid, t4);
+  }
+}
+
+// =============================================================================================
+// Narrow mode: one warp streams leaves through its own ring of 16-key tiles.
+//
+// Cursors hold unit indices only; descriptor fields are read from the unit list where used (L1
+// hits: the list is small and read-only) so that three leaves in flight cost no registers next to
+// the 96 registers of accumulators and Q fragments.
+struct LeafCursor {
+  int idx = -1;    // unit index, -1: none
+  int n_tiles = 0;
+  int tile = 0;    // next tile to load (loader) or compute (computer)
+};
+
+// Leaves are taken in two halves so that the atomic's latency hides behind a leaf's work: lane 0
+// issues the atomic (its result stays in flight in a register), the warp reads it a leaf later.
+__device__ __forceinline__ int leaf_take_issue(const ForestAttentionParams& p, int lane) {
+  return lane == 0 ? atomicAdd(p.work_state + 1, 1) : 0;
+}
+__device__ __forceinline__ int leaf_take_resolve(const ForestAttentionParams& p, int issued_value) {
+  const int i = __shfl_sync(0xffffffffu, issued_value, 0);
+  return i < p.num_units - p.num_wide_units ? p.num_wide_units + i : -1;
+}
+
+// Fused/partial/direct output of one leaf's rows (this lane: rows gid and gid + 8).
+template <int kD>
+__device__ __forceinline__ void leaf_epilogue(const ForestAttentionParams& p, const ForestUnit& u, Frag<kD> (&f)[2],
+                                              float (&lse)[2], int gid, int t4, int lane) {
+  const int group = p.num_q_heads / p.num_kv_heads;
+  const int rows = u.q_count * group;
+  const int head0 = u.kv_head * group;
+  for (int j = 0; j < u.q_count; ++j) {  // tokens of the leaf (warp-uniform loop)
+    const int t = __ldg(p.q_tokens + u.q_begin + j);
+    const int slot = u.slot_base + j;
+    const int off0 = __ldg(p.merge_offsets + t);
+    const int n = __ldg(p.merge_offsets + t + 1) - off0;
+    bool mine[2];
+    CANOPY_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      const int r = gid + 8 * h;
+      mine[h] = r < rows && r / group == j;
+    }
+    auto write_partials = [&] {
+      CANOPY_UNROLL
+      for (int h = 0; h < 2; ++h) {
+        if (!mine[h]) continue;
+        const int head = head0 + (gid + 8 * h) % group;
+        store_frag_f32<kD>(p.partial_o + (static_cast<size_t>(slot) * p.num_q_heads + head) * kD, f[h], t4);
+        if (t4 == 0) p.partial_lse[static_cast<size_t>(slot) * p.num_q_heads + head] = lse[h];
+      }
+    };
+    auto write_out = [&] {
+      CANOPY_UNROLL
+      for (int h = 0; h < 2; ++h) {
+        if (!mine[h]) continue;
+        const int head = head0 + (gid + 8 * h) % group;
+        store_frag_bf16<kD>(p.out + (static_cast<size_t>(t) * p.num_q_heads + head) * kD, f[h], t4);
+        if (t4 == 0 && p.lse_out != nullptr) p.lse_out[static_cast<size_t>(t) * p.num_q_heads + head] = lse[h];
+      }
+    };
+    if (p.mode == ForestOutputMode::kPartials) {
+      write_partials();
+      continue;
+    }
+    if (n <= 1) {
+      write_out();
+      continue;
+    }
+    int32_t* counter = p.counters + static_cast<size_t>(t) * p.num_kv_heads + u.kv_head;
+    int seen = 0;
+    if (lane == 0) seen = load_counter(counter);
+    seen = __shfl_sync(0xffffffffu, seen, 0);
+    bool last = seen == n - 1;  // every other unit has published: merge without writing this part
+    if (!last) {
+      write_partials();
+      __threadfence();
+      __syncwarp();
+      int old = 0;
+      if (lane == 0) old = atomicAdd(counter, 1);
+      old = __shfl_sync(0xffffffffu, old, 0);
+      last = old == n - 1;
+    }
+    if (!last) continue;
+    __threadfence();
+    CANOPY_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      if (!mine[h]) continue;
+      const int head = head0 + (gid + 8 * h) % group;
+      merge_frag<kD>(f[h], lse[h], true, p.merge_slots + off0, n, slot, p.partial_o, p.partial_lse, p.num_q_heads,
+                     head, t4);
+    }
+    write_out();
+    __syncwarp();
+    if (lane == 0) atomicExch(counter, 0);
+  }
+}
+
+template <int kD>
+__device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsigned char* wsmem, int lane) {
+  using C = ForestConfigSm90<kD>;
+  constexpr int kKeys = C::kLeafTileKeys;
+  constexpr int kS = C::kLeafStages;
+  constexpr int kKSteps = kD / 16;
+  constexpr int kDTiles = kD / 8;
+  constexpr uint32_t kRowBytes = 2 * kD;
+  constexpr int kTileElems = kKeys * kD;
+  const int gid = lane >> 2;
+  const int t4 = lane & 3;
+  const int group = p.num_q_heads / p.num_kv_heads;
+  const float neg_inf = neg_inf_f32();
+
+  uint16_t* s_q = reinterpret_cast<uint16_t*>(wsmem);
+  uint16_t* s_k = s_q + C::kLeafRows * kD;  // [kS][kTileElems]
+  uint16_t* s_v = s_k + kS * kTileElems;    // [kS][kTileElems]
+  const int ld_chunk = lane % C::kChunks;
+  const int ld_row0 = lane / C::kChunks;
+
+  // Loader and computer walk the same sequence of leaves; the loader is at most one leaf ahead and
+  // moves to the next leaf only once the computer holds the current leaf's Q in registers (one Q
+  // buffer). `issued` and `computed` count tiles over the whole sequence: tile k uses stage k % kS.
+  // The leaf after the loader's is known one leaf ahead (`nx`, its descriptor prefetched into L1)
+  // and the one after that is being taken (`take`, an atomic in flight).
+  const ForestUnit* units = p.units;
+  LeafCursor ld, cp, nx;
+  int take = 0;
+  int issued = 0, computed = 0;
+  int next_page = 0;  // block of the loader's next tile
+
+  auto open = [&](LeafCursor& c, int idx) {
+    c.idx = idx;
+    c.tile = 0;
+    c.n_tiles = idx >= 0 ? unit_tiles(units[idx], kKeys) : 0;
+  };
+  auto tile_page = [&](const LeafCursor& c, int tile) {
+    const ForestUnit& u = units[c.idx];
+    return key_page(p, u, u.kv_begin + tile * kKeys);
+  };
+  // The loader moves to nx; nx to the leaf being taken; a new take starts.
+  auto advance = [&] {
+    ld = nx;
+    if (ld.idx < 0) return;
+    next_page = tile_page(ld, 0);
+    const int idx = leaf_take_resolve(p, take);
+    nx.idx = idx;
+    nx.tile = 0;
+    nx.n_tiles = -1;  // read when it becomes the loader's (its descriptor is only prefetched now)
+    if (idx >= 0) {
+      prefetch_l1(units + idx);
+      take = leaf_take_issue(p, lane);
+    }
+  };
+
+  auto load_q = [&](const ForestUnit& u) {
+    const int rows = u.q_count * group;
+    const int head0 = u.kv_head * group;
+    CANOPY_UNROLL
+    for (int i = 0; i < C::kLaneRows; ++i) {
+      const int r = ld_row0 + i * C::kLaneRowStep;
+      const bool valid = r < rows;
+      const uint16_t* src = p.q;
+      if (valid) {
+        const int t = __ldg(p.q_tokens + u.q_begin + r / group);
+        src = p.q + (static_cast<size_t>(t) * p.num_q_heads + head0 + r % group) * kD + ld_chunk * 8;
+      }
+      cp_async_16(smem_u32(s_q + swizzled_offset(r, ld_chunk, kD)), src, valid);
+    }
+  };
+  // A block size that is a multiple of 16 keeps a whole 16-key tile in one block.
+  auto load_tile = [&](const ForestUnit& u, int tile, int stage, int page) {
+    const uint32_t dk = smem_u32(s_k + stage * kTileElems);
+    const uint32_t v_off = static_cast<uint32_t>(kS * kTileElems * 2);
+    const int pages[1] = {page};
+    copy_kv_rows<kD, C::kLaneRows, C::kLaneRowStep, C::kLaneRows, true, true>(
+        p, u, u.kv_begin + tile * kKeys + ld_row0, ld_chunk, p.block_size % kKeys == 0, pages,
+        [&](int i) { return dk + static_cast<uint32_t>(2 * swizzled_offset(ld_row0 + i * C::kLaneRowStep, ld_chunk, kD)); },
+        v_off);
+  };
+  // Issues loads while a stage is free and there is something to load: up to kS tiles in flight
+  // (the stage of tile k was last used by tile k - kS, computed by then).
+  auto fill = [&] {
+    while (issued - computed < kS) {
+      if (ld.idx < 0) return;
+      if (ld.n_tiles < 0) ld.n_tiles = unit_tiles(units[ld.idx], kKeys);
+      if (ld.tile == ld.n_tiles) {
+        // The next leaf's Q goes to the one Q buffer: only once the computer is on this leaf and
+        // has read its Q (after its tile 0).
+        if (ld.idx != cp.idx || cp.tile == 0) return;
+        advance();
+        continue;
+      }
+      const ForestUnit& u = units[ld.idx];
+      if (ld.tile == 0) load_q(u);
+      load_tile(u, ld.tile, issued % kS, next_page);
+      cp_async_commit();
+      ++ld.tile;
+      ++issued;
+      if (ld.tile < ld.n_tiles) next_page = tile_page(ld, ld.tile);
+    }
+  };
+
+  open(cp, leaf_take_resolve(p, leaf_take_issue(p, lane)));
+  if (cp.idx < 0) return;
+  ld = cp;
+  next_page = tile_page(ld, 0);
+  open(nx, leaf_take_resolve(p, leaf_take_issue(p, lane)));
+  if (nx.idx >= 0) take = leaf_take_issue(p, lane);
+  fill();
+
+  const uint32_t q_addr0 = smem_u32(s_q) + ldsm_lane_offset_a(lane, kD);
+  const uint32_t k_addr_base = smem_u32(s_k) + ldsm_lane_offset_b(lane, kD);
+  const uint32_t v_addr_base = smem_u32(s_v) + ldsm_lane_offset_a(lane, kD);
+  // Waits for tile `computed` (with a leaf's tile 0: its Q too); the groups issued after it may
+  // stay in flight.
+  auto wait_tile = [&] {
+    switch (issued - computed - 1) {
+      case 0: cp_async_wait<0>(); break;
+      case 1: cp_async_wait<1>(); break;
+      case 2: cp_async_wait<2>(); break;
+      default: cp_async_wait<3>(); break;
+    }
+    __syncwarp();
+  };
+
+  for (;;) {  // one leaf per iteration: accumulators and Q fragments are born and die here
+    const ForestUnit& u = units[cp.idx];
+    const int rows = u.q_count * group;
+    float acc_o[kDTiles][4];
+    float row_m[2], row_l[2];
+    int qpos[2];
+    CANOPY_UNROLL
+    for (int dt = 0; dt < kDTiles; ++dt)
+      CANOPY_UNROLL
+      for (int e = 0; e < 4; ++e) acc_o[dt][e] = 0.0f;
+    CANOPY_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      row_m[h] = neg_inf;
+      row_l[h] = 0.0f;
+      const int r = gid + 8 * h;
+      qpos[h] = kNoMask;
+      if (u.mask_from != kNoMask && r < rows) qpos[h] = __ldg(p.q_positions + __ldg(p.q_tokens + u.q_begin + r / group));
+    }
+    wait_tile();
+    uint32_t qa[kKSteps][4];
+    CANOPY_UNROLL
+    for (int ks = 0; ks < kKSteps; ++ks) ldmatrix_x4(qa[ks], q_addr0 ^ (ks << 5));
+
+    for (;;) {  // the leaf's tiles
+      const int stage = computed % kS;
+      const int tile_key0 = u.kv_begin + cp.tile * kKeys;
+      const uint32_t k_addr0 = k_addr_base + stage * kKeys * kRowBytes;
+      const uint32_t v_addr0 = v_addr_base + stage * kKeys * kRowBytes;
+      float s[2][4];
+      CANOPY_UNROLL
+      for (int n = 0; n < 2; ++n)
+        CANOPY_UNROLL
+        for (int e = 0; e < 4; ++e) s[n][e] = 0.0f;
+      CANOPY_UNROLL
+      for (int ks = 0; ks < kKSteps; ++ks) {
+        uint32_t kb[4];
+        ldmatrix_x4(kb, k_addr0 ^ (ks << 5));
+        mma_bf16_16816(s[0], qa[ks], kb[0], kb[1]);
+        mma_bf16_16816(s[1], qa[ks], kb[2], kb[3]);
+      }
+      const bool need_mask = tile_key0 + kKeys > u.kv_end || tile_key0 + kKeys > u.mask_from;
+      CANOPY_UNROLL
+      for (int h = 0; h < 2; ++h) {
+        float v[4];
+        CANOPY_UNROLL
+        for (int n = 0; n < 2; ++n) {
+          CANOPY_UNROLL
+          for (int e = 0; e < 2; ++e) {
+            float x = s[n][2 * h + e] * p.scale_log2;
+            if (need_mask) {
+              const int key = tile_key0 + n * 8 + 2 * t4 + e;
+              if (key >= u.kv_end || u.kv_pos0 + key > qpos[h]) x = neg_inf;
+            }
+            v[2 * n + e] = x;
+          }
+        }
+        const float alpha = online_softmax_step(v, row_m[h], row_l[h]);
+        CANOPY_UNROLL
+        for (int n = 0; n < 2; ++n) {
+          s[n][2 * h] = v[2 * n];
+          s[n][2 * h + 1] = v[2 * n + 1];
+        }
+        CANOPY_UNROLL
+        for (int dt = 0; dt < kDTiles; ++dt) {
+          acc_o[dt][2 * h] *= alpha;
+          acc_o[dt][2 * h + 1] *= alpha;
+        }
+      }
+      uint32_t pa[4];
+      pa[0] = pack_bf16x2(s[0][0], s[0][1]);
+      pa[1] = pack_bf16x2(s[0][2], s[0][3]);
+      pa[2] = pack_bf16x2(s[1][0], s[1][1]);
+      pa[3] = pack_bf16x2(s[1][2], s[1][3]);
+      CANOPY_UNROLL
+      for (int dj = 0; dj < kDTiles / 2; ++dj) {
+        uint32_t vb[4];
+        ldmatrix_x4_trans(vb, v_addr0 ^ (dj << 5));
+        mma_bf16_16816(acc_o[2 * dj], pa, vb[0], vb[1]);
+        mma_bf16_16816(acc_o[2 * dj + 1], pa, vb[2], vb[3]);
+      }
+      __syncwarp();  // every lane is done with this stage (and, after tile 0, with the Q buffer)
+      ++computed;
+      ++cp.tile;
+      fill();  // the next tiles (maybe the next leaf's) stream in, also during the epilogue below
+      if (cp.tile == cp.n_tiles) break;
+      wait_tile();
+    }
+
+    // ---- the leaf is done: normalize and output from registers
+    Frag<kD> f[2];
+    float lse[2];
+    CANOPY_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      float l = row_l[h];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      lse[h] = l > 0.0f ? row_m[h] + log2f(l) : neg_inf;
+      CANOPY_UNROLL
+      for (int dt = 0; dt < kDTiles; ++dt) {
+        f[h].v[2 * dt] = acc_o[dt][2 * h] * inv;
+        f[h].v[2 * dt + 1] = acc_o[dt][2 * h + 1] * inv;
+      }
+    }
+    leaf_epilogue<kD>(p, u, f, lse, gid, t4, lane);
+    // After the leaf's last tile the loader has moved on (fill() advances once the leaf's tiles are
+    // all issued and its tile 0 computed): to the next leaf, or to none.
+    if (ld.idx < 0 || ld.idx == cp.idx) break;
+    cp = ld;
+    cp.tile = 0;
+    cp.n_tiles = unit_tiles(units[cp.idx], kKeys);
+  }
+  cp_async_wait<0>();
+  __syncwarp();
+}
+
+// =============================================================================================
+template <int kD>
+__global__ void __launch_bounds__(ForestConfigSm90<kD>::kThreads, 1)
+    forest_attention_sm90_kernel(const __grid_constant__ ForestAttentionParams p) {
+#if defined(__CUDA_ARCH__) && !defined(CANOPY_SM90A)
+  // Built for another architecture (e.g. sm_80 in CANOPY_CUDA_ARCHS="80;90a"): the host launches
+  // this kernel on compute capability 9.0 only (forest_sm90_available).
+  __trap();
+#else
+  using C = ForestConfigSm90<kD>;
+  unsigned char* raw = dynamic_smem();
+  const uint32_t raw_u32 = smem_u32(raw);
+  const uint32_t pad = (1024u - (raw_u32 & 1023u)) & 1023u;  // wgmma tiles: 1024-byte aligned base
+  unsigned char* smem = raw + pad;
+  const uint32_t base = raw_u32 + pad;
+  const uint32_t ctrl = base + C::kCtrlOffset;
+  int* ring = reinterpret_cast<int*>(smem + C::kCtrlOffset + C::kRing);
+  int* producer_unit = reinterpret_cast<int*>(smem + C::kCtrlOffset + C::kProducerUnit);
+  uint8_t* last_flags = smem + C::kCtrlOffset + C::kLastFlags;
+  const int tid = static_cast<int>(threadIdx.x);
+  const int warp = tid / 32;
+
+  if (tid == 0) {
+    for (int s = 0; s < C::kStages; ++s) {
+      mbar_init(ctrl + C::kBarFull + 8 * s, C::kProducerThreads);
+      mbar_init(ctrl + C::kBarEmpty + 8 * s, C::kConsumerWarps);
+    }
+    for (int b = 0; b < 2; ++b) {
+      mbar_init(ctrl + C::kBarQFull + 8 * b, C::kProducerThreads);
+      mbar_init(ctrl + C::kBarQEmpty + 8 * b, C::kConsumerWarps);
+      mbar_init(ctrl + C::kBarUnitFull + 8 * b, 1);
+      mbar_init(ctrl + C::kBarUnitEmpty + 8 * b, C::kUnitReaderWarps);
+    }
+  }
+  __syncthreads();
+
+  // The warpgroups' roles are the two branches of one if/else (setmaxnreg gives each branch its
+  // own register budget); the mode switch is a CTA-wide named barrier reached from both branches.
+  const bool tensor_cta = static_cast<int>(blockIdx.x) < p.num_tensor_ctas;
+  int64_t* timeline = p.timeline != nullptr ? p.timeline + 3 * static_cast<size_t>(blockIdx.x) : nullptr;
+  if (timeline != nullptr && tid == 0) {
+    timeline[0] = static_cast<int64_t>(global_timer_ns());
+    timeline[1] = 0;
+  }
+  if (warp >= C::kConsumerThreads / 32) {
+    setmaxnreg_dec<C::kFeederRegs>();
+    if (tensor_cta) {
+      wide_producer<kD>(p, base, ctrl, ring, producer_unit, tid - C::kConsumerThreads);
+      cta_barrier(C::kThreads);
+    }
+    cta_barrier(C::kThreads);  // narrow mode: nothing to feed
+    return;
+  }
+  setmaxnreg_inc<C::kComputeRegs>();
+  if (tensor_cta) {
+    wide_consumer<kD>(p, base, ctrl, ring, last_flags, tid / 128, tid);
+    cta_barrier(C::kThreads);  // the tile area changes hands
+    if (timeline != nullptr && tid == 0) timeline[1] = static_cast<int64_t>(global_timer_ns());
+  }
+  if (warp < C::kLeafWarps) leaf_warp<kD>(p, smem + warp * C::kLeafWarpBytes, tid % 32);
+  cta_barrier(C::kThreads);
+  if (timeline != nullptr && tid == 0) timeline[2] = static_cast<int64_t>(global_timer_ns());
+
+  // The last CTA to finish resets the queues for the next launch (all others have taken their
+  // last unit), so no memset is needed between launches (CUDA-graph friendly).
+  if (tid == 0) {
+    __threadfence();
+    const int done = atomicAdd(p.work_state + 2, 1);
+    if (done == static_cast<int>(gridDim.x) - 1) {
+      atomicExch(p.work_state + 0, 0);
+      atomicExch(p.work_state + 1, 0);
+      atomicExch(p.work_state + 2, 0);
+    }
+  }
+#endif
+}
+
+}  // namespace canopy::kernels
