@@ -26,6 +26,8 @@ fi
 [ "${1:-}" = "--no-build" ] && exit 0
 
 jobs=$(nproc)
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCANOPY_WERROR=ON ${CANOPY_CMAKE_ARGS:-}
+generator=(-G Ninja)
+[ -f build/CMakeCache.txt ] && generator=()  # keep the generator an existing build folder was made with
+cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DCANOPY_WERROR=ON ${CANOPY_CMAKE_ARGS:-}
 cmake --build build -j "$jobs"
 echo "setup: built ./build/canopy"
