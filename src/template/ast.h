@@ -115,8 +115,9 @@ struct Stmt {
 namespace detail {
 template <typename T, typename... Ts>
 constexpr size_t index_in() {
+  constexpr bool matches[] = {std::is_same_v<T, Ts>...};
   size_t i = 0;
-  ((std::is_same_v<T, Ts> ? false : (++i, true)) && ...);
+  while (i < sizeof...(Ts) && !matches[i]) ++i;
   return i;
 }
 template <typename T, typename Variant>
