@@ -71,6 +71,13 @@ class DecodeDriver {
     return host;
   }
 
+  // Waits for the steps so far: downloads one logit (a timing fence that costs no bandwidth).
+  void synchronize() const {
+    const TensorView l = model_.logits();
+    float one = 0.0f;
+    model_.backend().download(TensorView{l.data, l.dtype, Shape{1}}, &one);
+  }
+
   int32_t length(int sequence) const { return lengths_[static_cast<size_t>(sequence)]; }
 
  private:

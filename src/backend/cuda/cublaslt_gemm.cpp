@@ -82,7 +82,8 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, const void* bias) {
 
     cublasLtMatmulPreference_t pref = nullptr;
     CANOPY_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    cublasLtMatmulHeuristicResult_t result{};
+    constexpr int kCandidates = 8;
+    cublasLtMatmulHeuristicResult_t results[kCandidates]{};
     int found = 0;
     const cublasStatus_t status = [&] {
       const uint64_t ws = workspace_bytes_;
@@ -96,14 +97,17 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, const void* bias) {
       for (int i = 0; i < 4 && st == CUBLAS_STATUS_SUCCESS; ++i)
         st = cublasLtMatmulPreferenceSetAttribute(pref, which[i], &aligns[i], sizeof(aligns[i]));
       if (st != CUBLAS_STATUS_SUCCESS) return st;
-      return cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.c, plan.c, pref, 1, &result,
-                                            &found);
+      return cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.c, plan.c, pref, kCandidates,
+                                            results, &found);
     }();
     cublasLtMatmulPreferenceDestroy(pref);
     CANOPY_CUBLAS_CHECK(status);
     CANOPY_CHECK(found > 0, "cuBLASLt has no algorithm for a {}x{}x{} product ({} -> {}{})", M, N, K, in_i, out_i,
                  has_bias ? ", bias" : "");
-    plan.algo = result.algo;
+    plan.algo = results[0].algo;
+    if (M <= kTuneMaxRows)
+      for (int i = 0; i < found; ++i)
+        if (results[i].state == CUBLAS_STATUS_SUCCESS) plan.candidates.push_back(results[i].algo);
   } catch (...) {
     destroy(plan);
     throw;
@@ -122,9 +126,46 @@ void CublasLtGemm::matmul(const void* x, const void* w, const void* bias, void* 
   if (bias != nullptr)
     CANOPY_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+  if (plan.candidates.size() > 1) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    CANOPY_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+    if (capture == cudaStreamCaptureStatusNone) tune(plan, x, w, y, stream);
+  }
   const float alpha = 1.0f, beta = 0.0f;
   CANOPY_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, y, plan.c, y, plan.c,
                                      &plan.algo, workspace_.data(), workspace_bytes_, stream));
+}
+
+void CublasLtGemm::tune(Plan& plan, const void* x, const void* w, void* y, cudaStream_t stream) {
+  // y is the product's own output, overwritten by the real call that follows.
+  cudaEvent_t start = nullptr, stop = nullptr;
+  CANOPY_CUDA_CHECK(cudaEventCreate(&start));
+  CANOPY_CUDA_CHECK(cudaEventCreate(&stop));
+  const float alpha = 1.0f, beta = 0.0f;
+  float best_ms = -1.0f;
+  for (const cublasLtMatmulAlgo_t& algo : plan.candidates) {
+    const auto run = [&] {
+      return cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, y, plan.c, y, plan.c, &algo,
+                            workspace_.data(), workspace_bytes_, stream);
+    };
+    if (run() != CUBLAS_STATUS_SUCCESS) continue;  // a candidate that cannot run here is skipped
+    constexpr int kRuns = 3;
+    CANOPY_CUDA_CHECK(cudaEventRecord(start, stream));
+    bool ok = true;
+    for (int r = 0; r < kRuns && ok; ++r) ok = run() == CUBLAS_STATUS_SUCCESS;
+    CANOPY_CUDA_CHECK(cudaEventRecord(stop, stream));
+    CANOPY_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    CANOPY_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (ok && (best_ms < 0.0f || ms < best_ms)) {
+      best_ms = ms;
+      plan.algo = algo;
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  plan.candidates.clear();
+  plan.candidates.shrink_to_fit();
 }
 
 }  // namespace canopy::cuda

@@ -3,15 +3,19 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <set>
 #include <unordered_map>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "backend/cuda/cublaslt_gemm.h"
 #include "backend/cuda/cuda_util.h"
 #include "backend/cuda/forest_attention_runner.h"
+#include "backend/cuda/op_profiler.h"
 #include "backend/cuda/pinned_buffer.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -68,6 +72,7 @@ class CudaBackend final : public Backend {
                  (total_bytes_ - free) / kMiB, total_bytes_ / kMiB, limit_bytes_ / kMiB, o.gpu_memory_utilization);
     CANOPY_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     gemm_ = std::make_unique<cuda::CublasLtGemm>();
+    if (cuda::OpProfiler::enabled_by_environment()) profiler_ = std::make_unique<cuda::OpProfiler>();
     cudaDeviceProp prop{};
     CANOPY_CUDA_CHECK(cudaGetDeviceProperties(&prop, o.device));
     CANOPY_LOG_INFO("CUDA device {}: {}, {} MiB ({} MiB in use); canopy may hold {} MiB", o.device, prop.name,
@@ -75,6 +80,7 @@ class CudaBackend final : public Backend {
   }
 
   ~CudaBackend() override {
+    profiler_.reset();  // prints the profile while the stream still exists
     clear_graphs();
     for (auto& [tensor, copy] : bias_bf16_) cudaFree(copy);
     attention_.reset();
@@ -179,6 +185,7 @@ class CudaBackend final : public Backend {
     CANOPY_ASSERT(step.plan->num_tokens == T && static_cast<int64_t>(step.plan->q_positions.size()) == T);
     CANOPY_ASSERT(static_cast<int64_t>(step.kv_slots.size()) == T);
     for (int32_t r : step.logit_rows) CANOPY_ASSERT(r >= 0 && r < T);
+    const auto host_start = std::chrono::steady_clock::now();
     reserve_step_buffers(std::max(T, R));
     const size_t cap = static_cast<size_t>(meta_capacity_);
     int32_t* h = meta_host_.data();
@@ -196,12 +203,22 @@ class CudaBackend final : public Backend {
     copy(slots_.data(), h + 2 * cap, T);
     copy(logit_rows_.data(), h + 3 * cap, R);
     attention_prepared_ = false;
+    if (profiler_ != nullptr) {  // the previous step's GPU work, apart from the preparation below
+      const auto t0 = std::chrono::steady_clock::now();
+      CANOPY_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      const auto t1 = std::chrono::steady_clock::now();
+      profiler_->add_host(fmt::format("begin_step {} tokens: wait for the previous step", T),
+                          std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
     if (attention_ != nullptr) {
       attention_->prepare(*step.plan, stream_);  // synchronizes the stream
       attention_prepared_ = true;
     } else {
       CANOPY_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the pinned staging is reused next step
     }
+    if (profiler_ != nullptr)
+      profiler_->add_host(fmt::format("begin_step {} tokens", T),
+                          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - host_start).count());
     step_tokens_ = T;
     step_rows_ = R;
   }
@@ -210,6 +227,7 @@ class CudaBackend final : public Backend {
   void embed(const TensorView& table, const TensorView& out) override {
     CANOPY_ASSERT(rows_of(out) == step_tokens_ && cols_of(out) == cols_of(table));
     check_multiple_of_8(cols_of(table), "hidden size");
+    const OpScope scope = op_scope([&] { return fmt::format("embed {}x{}", step_tokens_, cols_of(table)); });
     kernels::EmbedParams p;
     p.table = bf16(table);
     p.tokens = tokens_.data();
@@ -226,6 +244,7 @@ class CudaBackend final : public Backend {
     CANOPY_ASSERT(weight.numel() == H && rows_of(out) == T && cols_of(out) == H);
     CANOPY_ASSERT(delta.data == nullptr || delta.numel() == T * H);
     check_multiple_of_8(H, "hidden size");
+    const OpScope scope = op_scope([&] { return fmt::format("add_rms_norm {}x{}", T, H); });
     kernels::RmsNormParams p;
     p.residual = bf16(residual);
     p.delta = delta.data != nullptr ? bf16(delta) : nullptr;
@@ -250,6 +269,7 @@ class CudaBackend final : public Backend {
       bias_bf16 = it->second;
     }
     if (T == 0) return;
+    const OpScope scope = op_scope([&] { return fmt::format("linear {}x{}x{}{}", T, N, K, bias_bf16 ? " +bias" : ""); });
     gemm_->matmul(bf16(x), bf16(w), bias_bf16, bf16(y), T, N, K, CUDA_R_16BF, CUDA_R_16BF, stream_);
   }
 
@@ -257,6 +277,7 @@ class CudaBackend final : public Backend {
     CANOPY_ASSERT(q.shape.rank() == 3 && k.shape.rank() == 3);
     const int64_t T = q.shape[0], D = q.shape[2];
     CANOPY_ASSERT(T == step_tokens_ && k.shape[0] == T && k.shape[2] == D && inv_freq.numel() == D / 2);
+    const OpScope scope = op_scope([&] { return fmt::format("rope {} tokens", T); });
     kernels::RopeParams p;
     p.q = bf16(q);
     p.k = bf16(k);
@@ -303,6 +324,7 @@ class CudaBackend final : public Backend {
     CANOPY_ASSERT(k.shape.rank() == 3 && k.shape[0] == step_tokens_ && k.shape[1] == layout.num_kv_heads &&
                   k.shape[2] == layout.head_dim && v.shape == k.shape);
     CANOPY_ASSERT(static_cast<size_t>(k_cache.numel()) == layout.layer_elems() && v_cache.numel() == k_cache.numel());
+    const OpScope scope = op_scope([&] { return fmt::format("kv_write {} tokens", rows_of(k)); });
     kernels::KvWriteParams p;
     p.k = bf16(k);
     p.v = bf16(v);
@@ -325,6 +347,7 @@ class CudaBackend final : public Backend {
     CANOPY_ASSERT(cols_of(q) == static_cast<int64_t>(shape.num_q_heads) * shape.head_dim);
     CANOPY_ASSERT(static_cast<size_t>(k_cache.numel()) == layout.layer_elems() && v_cache.numel() == k_cache.numel());
     const cudaGraphNode_t before = capturing_ ? capture_frontier() : nullptr;
+    const OpScope scope = op_scope([&] { return fmt::format("attention {} rows", rows_of(q)); });
     attention_->run(bf16(q), bf16(k_cache), bf16(v_cache), bf16(out), nullptr, stream_);
     if (capturing_) record_attention_node(before, bf16(q), bf16(k_cache), bf16(v_cache), bf16(out));
   }
@@ -333,6 +356,7 @@ class CudaBackend final : public Backend {
     const int64_t T = rows_of(out), I = cols_of(out);
     CANOPY_ASSERT(rows_of(gate_up) == T && cols_of(gate_up) == 2 * I);
     check_multiple_of_8(I, "intermediate size");
+    const OpScope scope = op_scope([&] { return fmt::format("swiglu {}x{}", T, I); });
     kernels::SwigluParams p;
     p.gate_up = bf16(gate_up);
     p.out = bf16(out);
@@ -360,6 +384,7 @@ class CudaBackend final : public Backend {
       clear_graphs();  // they point at the old buffer
       final_rows_.reserve(need);
     }
+    const OpScope scope = op_scope([&] { return fmt::format("final norm + lm_head {}x{}x{}", R, V, H); });
     kernels::RmsNormParams p;
     p.residual = bf16(residual);
     p.delta = delta.data != nullptr ? bf16(delta) : nullptr;
@@ -378,6 +403,7 @@ class CudaBackend final : public Backend {
               std::span<SampledToken> out) override {
     CANOPY_ASSERT(!capturing_);
     CANOPY_ASSERT(logits_row.size() == rows.size() && out.size() == rows.size());
+    const OpScope scope = op_scope([&] { return fmt::format("sample {} rows", rows.size()); });
     const auto S = static_cast<int64_t>(rows.size());
     if (S == 0) return;
     const int64_t R = rows_of(logits), V = cols_of(logits);
@@ -478,9 +504,16 @@ class CudaBackend final : public Backend {
     if (it == graphs_.end()) return false;
     CANOPY_ASSERT(attention_prepared_);
     // The attention launches read this step's launch lists: new grid and pointers per step.
+    const auto host_start = std::chrono::steady_clock::now();
     for (const AttentionNode& a : it->second.attention)
       attention_->update_graph_node(it->second.exec, a.node, a.q, a.k_cache, a.v_cache, a.out, nullptr);
+    if (profiler_ != nullptr) {
+      profiler_->add_host(fmt::format("graph node updates {} tokens", step_tokens_),
+                          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - host_start).count());
+      profiler_->begin(fmt::format("graph replay {} tokens", step_tokens_), stream_);
+    }
     CANOPY_CUDA_CHECK(cudaGraphLaunch(it->second.exec, stream_));
+    if (profiler_ != nullptr) profiler_->end(stream_);
     return true;
   }
 
@@ -544,6 +577,22 @@ class CudaBackend final : public Backend {
 
   // A launch error outside a capture is a bug (sizes are checked before); inside one, the capture
   // is abandoned and the step runs eagerly, where the error shows again if it is real.
+  // Brackets one op with CUDA events while CANOPY_CUDA_PROFILE=1 (op_profiler.h); `name` makes the
+  // op's label and runs only then. Nothing is recorded while a graph is being captured.
+  struct OpScope {
+    cuda::OpProfiler* profiler;
+    cudaStream_t stream;
+    ~OpScope() {
+      if (profiler != nullptr) profiler->end(stream);
+    }
+  };
+  template <typename NameFn>
+  OpScope op_scope(NameFn&& name) {
+    if (profiler_ == nullptr || capturing_) return OpScope{nullptr, stream_};
+    profiler_->begin(name(), stream_);
+    return OpScope{profiler_.get(), stream_};
+  }
+
   void check_launch(cudaError_t err, const char* what) {
     if (err == cudaSuccess) return;
     if (capturing_) {
@@ -605,6 +654,7 @@ class CudaBackend final : public Backend {
   size_t limit_bytes_ = 0;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::CublasLtGemm> gemm_;
+  std::unique_ptr<cuda::OpProfiler> profiler_;  // only with CANOPY_CUDA_PROFILE=1
   std::unordered_map<const void*, void*> bias_bf16_;  // f32 vector -> its bf16 copy
 
   // The step: metadata on the device (fixed capacity), its sizes.
