@@ -39,6 +39,7 @@ cudaError_t launch_rope(const RopeParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return cudaSuccess;
   if (p.num_tokens < 0 || p.head_dim <= 0 || p.head_dim % 2 != 0 || p.num_q_heads < 0 || p.num_kv_heads < 0)
     return cudaErrorInvalidValue;
+  if (p.head_dim / 2 > kRopeThreads) return cudaErrorInvalidValue;
   rope_kernel<<<static_cast<unsigned>(p.num_tokens), kRopeThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }

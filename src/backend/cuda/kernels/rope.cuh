@@ -1,5 +1,8 @@
-// Rotary embedding, rotate-half convention (model_kernels.h, RopeParams): one CTA per token; a
-// thread rotates one (head, frequency) pair, elements i and i + D/2 of the head.
+// Rotary embedding, rotate-half convention (model_kernels.h, RopeParams): one CTA per token; thread
+// tid = y * D/2 + i owns frequency i (elements i and i + D/2) of heads y, y + ny, ... with
+// ny = kRopeThreads / (D/2) (threads past ny * D/2 idle; launch_rope needs D/2 <= kRopeThreads), so each
+// thread computes its sin/cos once and reuses it for every head it rotates (sincosf with its range
+// reduction dominated a one-token step when each (head, frequency) pair computed its own).
 #pragma once
 
 #include "device_common.cuh"
@@ -7,20 +10,21 @@
 
 namespace canopy::kernels {
 
-inline constexpr int kRopeThreads = 128;
+inline constexpr int kRopeThreads = 256;
 
 __global__ void __launch_bounds__(kRopeThreads) rope_kernel(const __grid_constant__ RopeParams p) {
   const int64_t t = blockIdx.x;
   const int half = p.head_dim / 2;
+  const int ny = kRopeThreads / half;
+  const int i = static_cast<int>(threadIdx.x) % half;
+  const int y = static_cast<int>(threadIdx.x) / half;
+  if (y >= ny) return;
   const int heads = p.num_q_heads + p.num_kv_heads;
   // The angle is rounded to f32 before sin/cos, as the CPU reference and common implementations do.
-  const float pos = static_cast<float>(p.positions[t]);
-  for (int idx = static_cast<int>(threadIdx.x); idx < heads * half; idx += kRopeThreads) {
-    const int h = idx / half;
-    const int i = idx % half;
-    const float angle = pos * p.inv_freq[i];
-    float s, c;
-    sincosf(angle, &s, &c);
+  const float angle = static_cast<float>(p.positions[t]) * p.inv_freq[i];
+  float s, c;
+  sincosf(angle, &s, &c);
+  for (int h = y; h < heads; h += ny) {
     uint16_t* v = h < p.num_q_heads ? p.q + (t * p.num_q_heads + h) * p.head_dim
                                     : p.k + (t * p.num_kv_heads + (h - p.num_q_heads)) * p.head_dim;
     const float a = bf16_bits_to_f32(v[i]);
