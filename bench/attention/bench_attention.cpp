@@ -134,22 +134,24 @@ std::vector<float> download_bf16(const cuda::DeviceBuffer<uint16_t>& buf, size_t
 struct Variant {
   std::string name;
   cuda::ForestKernel kernel = cuda::ForestKernel::kMmaSync;
+  int wgmma_version = 3;  // kWgmma: v2 or v3 wide pipeline
   kernels::ForestOutputMode mode = kernels::ForestOutputMode::kFusedMerge;
   int tensor_ctas = -1;
   enum class Subset { kAll, kShared, kLeaves } subset = Subset::kAll;
 };
 
-// v1 | v1u | v2 | v2u | v2-prefix | v2-leaves | v2-tc<N>   (u: partials + merge kernel)
+// v1 | v1u | vK | vKu | vK-prefix | vK-leaves | vK-tc<N>   (K = 2 or 3; u: partials + merge kernel)
 Variant parse_variant(const std::string& name) {
   Variant v;
   v.name = name;
   std::string rest = name;
   if (rest.rfind("v1", 0) == 0) {
     v.kernel = cuda::ForestKernel::kMmaSync;
-  } else if (rest.rfind("v2", 0) == 0) {
+  } else if (rest.rfind("v2", 0) == 0 || rest.rfind("v3", 0) == 0) {
     v.kernel = cuda::ForestKernel::kWgmma;
+    v.wgmma_version = rest[1] - '0';
   } else {
-    fail("--variants: '{}' does not start with v1 or v2", name);
+    fail("--variants: '{}' does not start with v1, v2 or v3", name);
   }
   rest = rest.substr(2);
   if (rest == "u") {
@@ -197,7 +199,7 @@ AttentionPlan subset_plan(const AttentionPlan& plan, Variant::Subset subset) {
 
 struct Options {
   std::string out = "canopy_attention.json";
-  std::string variants = "v1u,v1,v2u,v2,v2-prefix,v2-leaves";
+  std::string variants = "v1u,v1,v2u,v2,v3u,v3,v3-prefix,v3-leaves";
   int repeats = 30;
   std::string only;
   bool quick = false;
@@ -295,6 +297,7 @@ nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, s
           continue;
         }
         opts.tensor_ctas = v.tensor_ctas;
+        opts.wgmma_version = v.wgmma_version;
         const AttentionPlan plan = v.subset == Variant::Subset::kAll ? fd.plan : subset_plan(fd.plan, v.subset);
         cuda::ForestAttention attn(shape, fd.layout, opts);
         attn.prepare(plan, stream);
@@ -357,14 +360,15 @@ nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, s
       variants[name] = vj;
     }
     j["variants"] = variants;
-    // The best default (v2 where it ran, else v1) under the report's fused/unfused columns.
+    // The runner's default (v3 where it ran, else v2, else v1) under the fused/unfused columns.
     for (const char* key : {"fused", "unfused"}) {
-      const std::string n1 = key == std::string("fused") ? "v1" : "v1u";
-      const std::string n2 = key == std::string("fused") ? "v2" : "v2u";
-      if (variants.contains(n2) && variants[n2].contains("median_ms")) {
-        j[key] = variants[n2];
-      } else if (variants.contains(n1) && variants[n1].contains("median_ms")) {
-        j[key] = variants[n1];
+      const std::string suffix = key == std::string("fused") ? "" : "u";
+      for (const char* k : {"v3", "v2", "v1"}) {
+        const std::string n = k + suffix;
+        if (variants.contains(n) && variants[n].contains("median_ms")) {
+          j[key] = variants[n];
+          break;
+        }
       }
     }
   }
@@ -399,8 +403,8 @@ int run(int argc, char** argv) {
   app.add_option("--repeats", o.repeats, "timed runs per measurement (median reported)")->check(CLI::Range(3, 1000));
   app.add_option("--only", o.only, "run only shapes whose name contains this");
   app.add_option("--variants", o.variants,
-                 "comma-separated: v1 v1u v2 v2u (u: partials + merge kernel), v2-prefix, v2-leaves (shared "
-                 "nodes / leaves alone), v2-tc<N> (N CTAs start on wide units)");
+                 "comma-separated: v1 v1u v2 v2u v3 v3u (u: partials + merge kernel), v3-prefix, v3-leaves "
+                 "(shared nodes / leaves alone), v3-tc<N> (N CTAs start on wide units); v2-* likewise");
   app.add_flag("--quick", o.quick, "a few small shapes");
   app.add_flag("!--no-flat", o.flat, "skip the sharing-off baseline");
   app.add_option("--bandwidth", o.bandwidth, "bytes/s for the floor");

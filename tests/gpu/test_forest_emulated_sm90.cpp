@@ -38,12 +38,18 @@ cuda::ForestLaunchOptions v2_options(int ctas = 3, int tensor_ctas = -1) {
   return o;
 }
 
+// Both wide-mode pipelines of the kernel (v2 and v3): same units, queues and expected results.
 void check_v2(const AttentionCase& c, const Reference& ref, ForestOutputMode mode, const cuda::ForestLaunchOptions& o,
               int repeats = 1) {
-  const GpuAttentionResult r =
-      run_plan_emulated(c.plan, c.shape, c.layout, c.q, c.k, c.v, mode, o, o.num_sms, repeats);
-  EXPECT_EQ(r.launch_plan.kernel, cuda::ForestKernel::kWgmma);
-  check_result(c, ref, mode, r, "emulated v2");
+  for (int version : {2, 3}) {
+    cuda::ForestLaunchOptions ov = o;
+    ov.wgmma_version = version;
+    const GpuAttentionResult r =
+        run_plan_emulated(c.plan, c.shape, c.layout, c.q, c.k, c.v, mode, ov, ov.num_sms, repeats);
+    EXPECT_EQ(r.launch_plan.kernel, cuda::ForestKernel::kWgmma);
+    EXPECT_EQ(r.launch_plan.wgmma_version, version);
+    check_result(c, ref, mode, r, version == 3 ? "emulated v3" : "emulated v2");
+  }
 }
 
 void check_both_modes(const AttentionCase& c, const cuda::ForestLaunchOptions& o = v2_options()) {

@@ -34,11 +34,14 @@ namespace canopy::cuda {
 
 enum class ForestKernel : int32_t {
   kMmaSync = 0,  // v1: forest_attention.cuh (sm_80+)
-  kWgmma = 1,    // v2: forest_attention_sm90.cuh (sm_90a)
+  kWgmma = 1,    // v2 and v3: forest_attention_sm90.cuh (sm_90a); wgmma_version picks the wide pipeline
 };
 
 struct ForestLaunchOptions {
   ForestKernel kernel = ForestKernel::kMmaSync;
+  // kWgmma only: the wide-mode consumer pipeline, 2 (v2) or 3 (v3: softmax under the GEMMs,
+  // ping-pong of the consumer warpgroups). Same units, queues and geometry.
+  int wgmma_version = 3;
   int num_sms = 132;
   int ctas_per_sm = 2;
   // Cost model of one SM running one unit (ordering and split decisions only).
@@ -61,6 +64,7 @@ struct ForestLaunchOptions {
 
 struct ForestLaunchPlan {
   ForestKernel kernel = ForestKernel::kMmaSync;
+  int32_t wgmma_version = 3;  // kWgmma: ForestAttentionParams::wide_pipeline
   int32_t num_tokens = 0;
   int32_t num_slots = 0;  // plan slots first, then the slots of split pieces and empty tokens
   std::vector<kernels::ForestUnit> units;  // v1: execution order, grouped by CTA; v2: wide, then narrow

@@ -80,6 +80,9 @@ struct ForestAttentionParams {
   // v2, optional (benchmarks): per CTA [3] globaltimer ns at start, at the end of its wide units
   // (tensor CTAs; 0 otherwise) and at its end.
   int64_t* timeline = nullptr;
+  // v2 kernel's wide-mode consumer: 2 (v2: softmax after both GEMMs of a tile) or 3 (v3: softmax of
+  // the next tile under this tile's P V, ping-pong of the two consumer warpgroups).
+  int32_t wide_pipeline = 3;
   int32_t num_units = 0;
   int32_t num_ctas = 0;    // the grid (v1: one wide unit or up to 4 narrow units per CTA; v2: persistent CTAs)
   int32_t num_tokens = 0;

@@ -310,7 +310,39 @@ __device__ __forceinline__ void wide_epilogue(const ForestAttentionParams& p, co
   }
 }
 
-template <int kD>
+// v3 ping-pong: warpgroup wg may issue its GEMMs once the other one has issued its own (named
+// barrier kBarrierTurn + wg: 128 threads wait, the other warpgroup's 128 arrive). Warpgroup 1
+// lends warpgroup 0 the first turn; every unit runs 1 + n_tiles turns in both warpgroups (an idle
+// warpgroup takes its turns too), and warpgroup 0 takes the last lent turn back when the wide
+// mode ends, so that both barriers end balanced.
+inline constexpr uint32_t kBarrierTurn = 4;  // ids 4 and 5
+// (Immediate barrier ids: a register id makes ptxas reserve all 16 barriers.)
+__device__ __forceinline__ void pingpong_wait(int wg) {
+  if (wg == 0) {
+    named_barrier_sync(kBarrierTurn, 256);
+  } else {
+    named_barrier_sync(kBarrierTurn + 1, 256);
+  }
+}
+__device__ __forceinline__ void pingpong_pass(int wg) {
+  if (wg == 0) {
+    named_barrier_arrive(kBarrierTurn + 1, 256);
+  } else {
+    named_barrier_arrive(kBarrierTurn, 256);
+  }
+}
+
+__device__ __forceinline__ float exp2_approx(float x) {
+#if defined(__CUDA_ARCH__)
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+#else
+  return exp2f(x);
+#endif
+}
+
+template <int kD, bool kV3>
 __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, uint32_t base, uint32_t ctrl,
                                               const int* ring, uint8_t* last_flags, int wg, int ctid) {
   using C = ForestConfigSm90<kD>;
@@ -327,6 +359,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
   const int row[2] = {wg * C::kWgRows + warp * 16 + gid, wg * C::kWgRows + warp * 16 + gid + 8};
 
   int units = 0, tiles = 0, qloads = 0;
+  if (kV3 && wg == 1) pingpong_pass(wg);  // warpgroup 0 goes first
   for (;;) {
     // ---- the next unit
     const int slot = units & 1;
@@ -335,7 +368,10 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     __syncwarp();
     if (lane == 0) mbar_arrive(ctrl + C::kBarUnitEmpty + 8 * slot);
     ++units;
-    if (idx < 0) break;
+    if (idx < 0) {
+      if (kV3 && wg == 0) pingpong_wait(wg);  // the turn warpgroup 1 passed last
+      break;
+    }
     const ForestUnit u = p.units[idx];
     const int n_tiles = unit_tiles(u, C::kTileKeys);
     const int rows = u.q_count * group;
@@ -359,8 +395,16 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       // No rows here: keep the barriers' counts (and the pace of the producer) without computing.
       mbar_wait(ctrl + C::kBarQFull + 8 * qbuf, q_parity);
       release_q();
+      if constexpr (kV3) {  // the active warpgroup's turns: 1 + n_tiles
+        pingpong_wait(wg);
+        pingpong_pass(wg);
+      }
       for (int t = 0; t < n_tiles; ++t) {
         mbar_wait(ctrl + C::kBarFull + 8 * stage_of(t), full_parity(t));
+        if constexpr (kV3) {
+          pingpong_wait(wg);
+          pingpong_pass(wg);
+        }
         release_stage(t);
       }
       tiles += n_tiles;
@@ -391,7 +435,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     float row_m[2] = {neg_inf, neg_inf};
     float row_l[2] = {0.0f, 0.0f};
     float s[kSN];
-    uint32_t pa[kPSteps][4];
+    uint32_t pa[1][kPSteps][4];  // P of a tile as the bf16 A operand of P V
 
     auto issue_s = [&](int t) {
       const uint32_t k_addr = base + C::kStageOffset + stage_of(t) * C::kStageBytes;
@@ -406,25 +450,90 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       }
       wgmma_commit();
     };
-    auto issue_pv = [&](int t) {
+    auto issue_pv = [&](int t, uint32_t (&pb)[kPSteps][4]) {
       const uint32_t v_addr = base + C::kStageOffset + stage_of(t) * C::kStageBytes + C::kTileBytes;
       CANOPY_UNROLL
       for (int i = 0; i < WideAcc<kD>::kN; ++i) reg_fence(acc.o[i]);
       CANOPY_UNROLL
       for (int kk = 0; kk < kPSteps; ++kk)
         CANOPY_UNROLL
-        for (int i = 0; i < 4; ++i) reg_fence(pa[kk][i]);
+        for (int i = 0; i < 4; ++i) reg_fence(pb[kk][i]);
       wgmma_fence();
       CANOPY_UNROLL
       for (int kk = 0; kk < kPSteps; ++kk)
-        pv_mma<kD>(acc, pa[kk], wgmma_desc_sw128(v_addr + kk * 16 * 128, C::kRegionBytes64, 1024));
+        pv_mma<kD>(acc, pb[kk], wgmma_desc_sw128(v_addr + kk * 16 * 128, C::kRegionBytes64, 1024));
       wgmma_commit();
     };
-    auto settle = [&] {  // after wgmma_wait: the accumulators are final
+    auto settle_s = [&] {  // after a wgmma_wait that retired S: the scores are final
       CANOPY_UNROLL
       for (int i = 0; i < kSN; ++i) reg_fence(s[i]);
+    };
+    auto settle = [&] {  // after wgmma_wait<0>: every accumulator is final
+      settle_s();
       CANOPY_UNROLL
       for (int i = 0; i < WideAcc<kD>::kN; ++i) reg_fence(acc.o[i]);
+    };
+    // The scores of a tile (m64n64 accumulator layout) -> bf16 A fragments of P V's four k16 steps.
+    auto pack_p = [&](uint32_t (&pb)[kPSteps][4]) {
+      CANOPY_UNROLL
+      for (int kk = 0; kk < kPSteps; ++kk) {
+        pb[kk][0] = pack_bf16x2(s[4 * (2 * kk) + 0], s[4 * (2 * kk) + 1]);
+        pb[kk][1] = pack_bf16x2(s[4 * (2 * kk) + 2], s[4 * (2 * kk) + 3]);
+        pb[kk][2] = pack_bf16x2(s[4 * (2 * kk + 1) + 0], s[4 * (2 * kk + 1) + 1]);
+        pb[kk][3] = pack_bf16x2(s[4 * (2 * kk + 1) + 2], s[4 * (2 * kk + 1) + 3]);
+      }
+    };
+    // v3 softmax of tile t's raw scores, in place (s = unnormalized probabilities): the scale is
+    // folded into one FFMA per score (max taken on raw scores: the scale is positive), exp2 on the
+    // fast path; O is *not* touched (its P V may be in flight): alpha[h] is the factor to rescale
+    // row h with once it has retired.
+    auto softmax_v3 = [&](int t, float (&alpha)[2]) {
+      const int tile_key0 = u.kv_begin + t * C::kTileKeys;
+      const bool need_mask = tile_key0 + C::kTileKeys > u.kv_end || tile_key0 + C::kTileKeys > u.mask_from;
+      const float scale = p.scale_log2;
+      if (need_mask) {
+        CANOPY_UNROLL
+        for (int j = 0; j < 8; ++j)
+          CANOPY_UNROLL
+          for (int e = 0; e < 4; ++e) {
+            const int key = tile_key0 + 8 * j + 2 * t4 + (e & 1);
+            if (key >= u.kv_end || u.kv_pos0 + key > qpos[e >> 1]) s[4 * j + e] = neg_inf;
+          }
+      }
+      CANOPY_UNROLL
+      for (int h = 0; h < 2; ++h) {
+        float mx = neg_inf;
+        CANOPY_UNROLL
+        for (int j = 0; j < 8; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(row_m[h], mx * scale);
+        const float m_use = m_new == neg_inf ? 0.0f : m_new;  // a row with no key yet: exp2(-inf) = 0
+        alpha[h] = exp2_approx(row_m[h] - m_use);
+        row_m[h] = m_new;
+        float sum = 0.0f;
+        CANOPY_UNROLL
+        for (int j = 0; j < 8; ++j)
+          CANOPY_UNROLL
+          for (int e = 0; e < 2; ++e) {
+            float& x = s[4 * j + 2 * h + e];
+            x = exp2_approx(fmaf(x, scale, -m_use));
+            sum += x;
+          }
+        row_l[h] = row_l[h] * alpha[h] + sum;  // per-thread partial sum; the quad's are added at the end
+      }
+    };
+    // O *= alpha per row, skipped for a thread whose rows kept their maximum (alpha == 1: most
+    // tiles once the running maximum has settled).
+    auto rescale_o = [&](const float (&alpha)[2]) {
+      if (alpha[0] == 1.0f && alpha[1] == 1.0f) return;
+      CANOPY_UNROLL
+      for (int j = 0; j < kD / 8; ++j) {
+        acc.o[4 * j + 0] *= alpha[0];
+        acc.o[4 * j + 1] *= alpha[0];
+        acc.o[4 * j + 2] *= alpha[1];
+        acc.o[4 * j + 3] *= alpha[1];
+      }
     };
     // Scale, mask and online softmax of tile t's scores; P (bf16) -> pa; rescales acc.
     auto softmax = [&](int t) {
@@ -457,35 +566,77 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
           acc.o[4 * j + 2 * h + 1] *= alpha;
         }
       }
-      CANOPY_UNROLL
-      for (int kk = 0; kk < kPSteps; ++kk) {
-        pa[kk][0] = pack_bf16x2(s[4 * (2 * kk) + 0], s[4 * (2 * kk) + 1]);
-        pa[kk][1] = pack_bf16x2(s[4 * (2 * kk) + 2], s[4 * (2 * kk) + 3]);
-        pa[kk][2] = pack_bf16x2(s[4 * (2 * kk + 1) + 0], s[4 * (2 * kk + 1) + 1]);
-        pa[kk][3] = pack_bf16x2(s[4 * (2 * kk + 1) + 2], s[4 * (2 * kk + 1) + 3]);
-      }
+      pack_p(pa[0]);
     };
 
     mbar_wait(ctrl + C::kBarQFull + 8 * qbuf, q_parity);
     mbar_wait(ctrl + C::kBarFull + 8 * stage_of(0), full_parity(0));
-    issue_s(0);
-    wgmma_wait<0>();
-    settle();
-    if (n_tiles == 1) release_q();
-    softmax(0);
-    for (int t = 0; t < n_tiles; ++t) {
-      issue_pv(t);
-      if (t + 1 < n_tiles) {
-        mbar_wait(ctrl + C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
-        issue_s(t + 1);
-      }
+    if constexpr (!kV3) {
+      // v2: per tile, P V of this tile and S of the next go to the tensor core together; the
+      // softmax waits for both (the two warpgroups overlap only as far as they drift apart).
+      issue_s(0);
       wgmma_wait<0>();
       settle();
-      release_stage(t);
-      if (t + 1 < n_tiles) {
-        if (t + 2 == n_tiles) release_q();
-        softmax(t + 1);
+      if (n_tiles == 1) release_q();
+      softmax(0);
+      for (int t = 0; t < n_tiles; ++t) {
+        issue_pv(t, pa[0]);
+        if (t + 1 < n_tiles) {
+          mbar_wait(ctrl + C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
+          issue_s(t + 1);
+        }
+        wgmma_wait<0>();
+        settle();
+        release_stage(t);
+        if (t + 1 < n_tiles) {
+          if (t + 2 == n_tiles) release_q();
+          softmax(t + 1);
+        }
       }
+    } else {
+      // v3 (FA3's intra-warpgroup overlap): S of tile t + 1 is issued before P V of tile t; once
+      // S lands (wait_group 1: the P V may still run) the softmax of tile t + 1 (max, exp2, sums)
+      // runs under this warpgroup's own P V. Only after that P V has retired is P packed into the
+      // A-operand registers it was reading and O rescaled (no non-wgmma instruction may touch a
+      // wgmma's accumulators while any wgmma is in flight: ptxas would serialize every wgmma).
+      // The two warpgroups take turns at the tensor core (named barriers, ping-pong): one issues
+      // its GEMMs while the other runs its softmax.
+      float alpha[2] = {1.0f, 1.0f};
+      pingpong_wait(wg);
+      issue_s(0);
+      pingpong_pass(wg);
+      wgmma_wait<0>();
+      settle_s();
+      if (n_tiles == 1) release_q();
+      softmax_v3(0, alpha);
+      pack_p(pa[0]);
+      // Every tile but the last (straight-line code between the issues and the waits: with the
+      // issue of S under a condition ptxas cannot tell that wait_group 1 retired S, and
+      // serializes every wgmma).
+      for (int t = 0; t + 1 < n_tiles; ++t) {
+        // The data first, then the turn: a warpgroup never holds the tensor core's turn while it
+        // waits for a tile.
+        mbar_wait(ctrl + C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
+        pingpong_wait(wg);
+        issue_s(t + 1);
+        issue_pv(t, pa[0]);
+        pingpong_pass(wg);
+        wgmma_wait<1>();  // S(t + 1) has landed; P V(t) may still run
+        settle_s();
+        if (t + 2 == n_tiles) release_q();
+        softmax_v3(t + 1, alpha);
+        wgmma_wait<0>();
+        settle();
+        release_stage(t);
+        pack_p(pa[0]);
+        rescale_o(alpha);  // by tile t + 1's factor, before its P V
+      }
+      pingpong_wait(wg);
+      issue_pv(n_tiles - 1, pa[0]);
+      pingpong_pass(wg);
+      wgmma_wait<0>();
+      settle();
+      release_stage(n_tiles - 1);
     }
     tiles += n_tiles;
 
@@ -847,7 +998,8 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
 }
 
 // =============================================================================================
-template <int kD>
+// kV3: the v3 wide-mode consumer (softmax under the GEMMs, ping-pong); false: v2's.
+template <int kD, bool kV3>
 __global__ void __launch_bounds__(ForestConfigSm90<kD>::kThreads, 1)
     forest_attention_sm90_kernel(const __grid_constant__ ForestAttentionParams p) {
 #if defined(__CUDA_ARCH__) && !defined(CANOPY_SM90A)
@@ -901,7 +1053,7 @@ __global__ void __launch_bounds__(ForestConfigSm90<kD>::kThreads, 1)
   }
   setmaxnreg_inc<C::kComputeRegs>();
   if (tensor_cta) {
-    wide_consumer<kD>(p, base, ctrl, ring, last_flags, tid / 128, tid);
+    wide_consumer<kD, kV3>(p, base, ctrl, ring, last_flags, tid / 128, tid);
     cta_barrier(C::kThreads);  // the tile area changes hands
     if (timeline != nullptr && tid == 0) timeline[1] = static_cast<int64_t>(global_timer_ns());
   }

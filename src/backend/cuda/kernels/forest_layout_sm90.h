@@ -40,8 +40,8 @@ struct ForestConfigSm90 {
   static constexpr int kThreads = 384;
   static constexpr int kWarps = kThreads / 32;
   static constexpr int kConsumerThreads = 256;  // warps 0-7: two warpgroups
-  static constexpr int kComputeRegs = 224;      // setmaxnreg: 2 x 128 x compute + 128 x feeder <= 168 x 384
-  static constexpr int kFeederRegs = 56;
+  static constexpr int kComputeRegs = 232;      // setmaxnreg: 2 x 128 x compute + 128 x feeder <= 168 x 384
+  static constexpr int kFeederRegs = 40;
   static constexpr int kChunks = kD / 8;        // 16-byte chunks per row
   static constexpr int kRegions = kD / 64;      // 128-byte column blocks per row
 

@@ -71,6 +71,12 @@ __device__ __forceinline__ void named_barrier_sync(uint32_t id, uint32_t threads
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
+// Arrives without waiting (the producer side of a barrier that `threads` - this warp's share
+// others wait on).
+__device__ __forceinline__ void named_barrier_arrive(uint32_t id, uint32_t threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 // Every thread of the CTA (named barrier 3): mode switches, reached from the warpgroups' branches.
 __device__ __forceinline__ void cta_barrier(uint32_t threads) { named_barrier_sync(3, threads); }
 
