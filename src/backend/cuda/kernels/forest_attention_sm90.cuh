@@ -349,6 +349,11 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
   constexpr int kKSteps = kD / 16;       // k16 steps of S = Q K^T
   constexpr int kPSteps = C::kTileKeys / 16;  // k16 steps of O += P V
   constexpr int kSN = 32;                // S accumulators per thread (m64n64)
+  // v3: k16 steps of S whose Q fragment stays in registers (the rest read Q from shared memory):
+  // all of them at D = 64; two of eight at D = 128 (ptxas -v, nvcc 13.0: all eight serialize the
+  // wgmmas for want of registers (C7512), four or three spill in the tile loop, two fit).
+  constexpr int kQRegSteps = kD == 64 ? kKSteps : 2;
+  constexpr bool kQAllInRegs = kQRegSteps == kKSteps;
   const int wtid = ctid % 128;           // thread in the warpgroup
   const int warp = wtid / 32;
   const int lane = wtid % 32;
@@ -437,6 +442,37 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     float s[kSN];
     uint32_t pa[1][kPSteps][4];  // P of a tile as the bf16 A operand of P V
 
+    // v3: this warp's 16 Q rows as A fragments (per k16 step: the mma.m16n8k16 A fragment, read
+    // with ldmatrix from the 128-byte-swizzled Q buffer), so S = Q K^T reads only K from shared
+    // memory (SS wgmma re-reads Q for every instruction: a third of the CTA's shared-memory
+    // traffic). Lane l addresses row l % 8 + 8 ((l / 8) % 2) of the warp, chunk 2 ks + l / 16.
+    uint32_t qf[kV3 ? kQRegSteps : 1][4];
+    auto load_q_frags = [&] {
+      const int r = warp * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
+      CANOPY_UNROLL
+      for (int ks = 0; ks < (kV3 ? kQRegSteps : 0); ++ks) {
+        const int chunk = 2 * ks + (lane >> 4);
+        ldmatrix_x4(qf[ks], q_addr + static_cast<uint32_t>(sw128_offset(r, chunk, C::kWgRows)));
+      }
+    };
+    auto issue_s_rs = [&](int t) {
+      const uint32_t k_addr = base + C::kStageOffset + stage_of(t) * C::kStageBytes;
+      CANOPY_UNROLL
+      for (int i = 0; i < kSN; ++i) reg_fence(s[i]);
+      wgmma_fence();
+      CANOPY_UNROLL
+      for (int ks = 0; ks < (kV3 ? kKSteps : 0); ++ks) {
+        const uint32_t koff = static_cast<uint32_t>((ks / 4) * C::kRegionBytes64 + (ks % 4) * 32);
+        if (ks < kQRegSteps) {
+          wgmma_m64n64k16_rs_kmajor(s, qf[ks < kQRegSteps ? ks : 0], wgmma_desc_sw128(k_addr + koff, 16, 1024),
+                                    ks > 0 ? 1 : 0);
+        } else {
+          wgmma_m64n64k16_ss(s, wgmma_desc_sw128(q_addr + koff, 16, 1024), wgmma_desc_sw128(k_addr + koff, 16, 1024),
+                             ks > 0 ? 1 : 0);
+        }
+      }
+      wgmma_commit();
+    };
     auto issue_s = [&](int t) {
       const uint32_t k_addr = base + C::kStageOffset + stage_of(t) * C::kStageBytes;
       CANOPY_UNROLL
@@ -602,12 +638,14 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       // The two warpgroups take turns at the tensor core (named barriers, ping-pong): one issues
       // its GEMMs while the other runs its softmax.
       float alpha[2] = {1.0f, 1.0f};
+      load_q_frags();
+      if (kQAllInRegs) release_q();  // Q lives in registers now: the next unit's Q may load
       pingpong_wait(wg);
-      issue_s(0);
+      issue_s_rs(0);
       pingpong_pass(wg);
       wgmma_wait<0>();
       settle_s();
-      if (n_tiles == 1) release_q();
+      if (!kQAllInRegs && n_tiles == 1) release_q();  // S of the last tile has read Q
       softmax_v3(0, alpha);
       pack_p(pa[0]);
       // Every tile but the last (straight-line code between the issues and the waits: with the
@@ -618,12 +656,12 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
         // waits for a tile.
         mbar_wait(ctrl + C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
         pingpong_wait(wg);
-        issue_s(t + 1);
+        issue_s_rs(t + 1);
         issue_pv(t, pa[0]);
         pingpong_pass(wg);
         wgmma_wait<1>();  // S(t + 1) has landed; P V(t) may still run
         settle_s();
-        if (t + 2 == n_tiles) release_q();
+        if (!kQAllInRegs && t + 2 == n_tiles) release_q();  // S of the last tile has read Q
         softmax_v3(t + 1, alpha);
         wgmma_wait<0>();
         settle();
