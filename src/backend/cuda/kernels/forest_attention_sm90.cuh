@@ -1,4 +1,4 @@
-// The v2 forest attention kernel (sm_90a): one persistent CTA per SM, shared nodes on wgmma, leaves
+// The v2/v3 forest attention kernel (sm_90a): one persistent CTA per SM, shared nodes on wgmma, leaves
 // streamed by independent warps. Interface and unit semantics: forest_attention.h; geometry and
 // shared-memory layouts: forest_layout_sm90.h; the portable sm_80 kernel: forest_attention.cuh.
 //
@@ -8,7 +8,7 @@
 // then leaves; the other CTAs take only leaves. So the tensor cores chew shared prefixes on some
 // SMs while the others stream leaves at full bandwidth, and the tensor CTAs join the leaves when
 // the shared nodes are done (the planner errs towards more tensor CTAs: they can always help with
-// leaves, while leaf CTAs never take wide units -- ptxas keeps the leaf code within its 224 registers
+// leaves, while leaf CTAs never take wide units -- ptxas keeps the leaf code within its registers
 // only when it follows the wgmma code in program order).
 //
 // Wide mode, per CTA: warpgroup 2 produces (cp.async of each unit's Q rows and its K/V tiles into
@@ -19,6 +19,15 @@
 // tile's S is issued together with this tile's P V, so the tensor core sees them back to back.
 // Units flow from the producer to the consumers through a 2-entry ring (mbarriers); Q buffers
 // alternate between units, so the next unit's Q and first tiles load while this one finishes.
+//
+// The v3 wide pipeline (template flag kV3, ForestAttentionParams::wide_pipeline == 3; same units,
+// queues, producer, leaves and epilogues): per tile, S of the next tile and P V of this one are
+// issued back to back and the softmax of the next tile runs as soon as its S lands (wait_group 1),
+// under this warpgroup's P V; the two consumer warpgroups take turns at the tensor core (named
+// barriers 4 and 5: ping-pong), so one's softmax runs under the other's GEMMs; exp2 with the
+// scale folded into one FFMA per score; O rescaled only where the row maximum moved; part (D=128)
+// or all (D=64) of Q kept in registers as the A operand of S (RS wgmma), less shared-memory
+// traffic per GEMM.
 //
 // Narrow mode, per warp: a cp.async ring of 16-key tiles that runs across consecutive leaves (the
 // next leaf's Q and first tiles load while this one computes), mma.sync m16n8k16 as in v1.
@@ -63,7 +72,7 @@ __device__ __forceinline__ int unit_tiles(const ForestUnit& u, int tile_keys) {
 // rows at or past kv_end are zero-filled. Rows come in segments of kSeg rows; with one_block (the
 // caller knows each segment lies in one block) pages[s] is segment s's block and rows need no
 // lookup of their own. kUnroll: unrolled rows (the leaf warps, with registers to spare) or a
-// compact loop (the producer warps, which run on 56 registers). kStreamOnce: the rows are read by
+// compact loop (the producer warps, which run on 40 registers). kStreamOnce: the rows are read by
 // no other CTA (leaves): evict them from L2 first.
 template <int kD, int kRows, int kStep, int kSeg, bool kUnroll, bool kStreamOnce, typename Dst>
 __device__ __forceinline__ void copy_kv_rows(const ForestAttentionParams& p, const ForestUnit& u, int key0, int chunk,
@@ -351,7 +360,10 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
   constexpr int kSN = 32;                // S accumulators per thread (m64n64)
   // v3: k16 steps of S whose Q fragment stays in registers (the rest read Q from shared memory):
   // all of them at D = 64; two of eight at D = 128 (ptxas -v, nvcc 13.0: all eight serialize the
-  // wgmmas for want of registers (C7512), four or three spill in the tile loop, two fit).
+  // wgmmas for want of registers (C7512), four or three spill in the tile loop; with two, ptxas
+  // spills 12 bytes of per-thread constants, reloaded at a unit's start and epilogue (~5 LDL
+  // per unit, none in the tile loop); zero steps spill nothing but read all of Q from shared
+  // memory, 2 KB more per k-step and tile).
   constexpr int kQRegSteps = kD == 64 ? kKSteps : 2;
   constexpr bool kQAllInRegs = kQRegSteps == kKSteps;
   const int wtid = ctid % 128;           // thread in the warpgroup
