@@ -363,8 +363,8 @@ nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, s
     // The runner's default (v3 where it ran, else v2, else v1) under the fused/unfused columns.
     for (const char* key : {"fused", "unfused"}) {
       const std::string suffix = key == std::string("fused") ? "" : "u";
-      for (const char* k : {"v3", "v2", "v1"}) {
-        const std::string n = k + suffix;
+      for (const char* kernel : {"v3", "v2", "v1"}) {
+        const std::string n = kernel + suffix;
         if (variants.contains(n) && variants[n].contains("median_ms")) {
           j[key] = variants[n];
           break;

@@ -208,7 +208,8 @@ python3 bench/attention/report.py --canopy "$OUT/canopy-v2.json" "${EXTRA_CANOPY
 echo
 echo "==================== SUMMARY (attention session, $(date -u +%H:%M) UTC, $((SECONDS - START)) s) ===================="
 echo "-- kernels (cuobjdump -res-usage; SASS: HGMMA count, wgmma waits, keep-one waits = v3 overlap, LDL/STL = spills)"
-grep -E "REG" "$OUT/resources.txt" | sed 's/^/  /' | cut -c1-120 | head -8
+paste -d' ' - - < "$OUT/resources.txt" | sed -E 's/Function _ZN6canopy7kernels[0-9]+//; s/EvNS0_[^ ]*//; s/ILi/ D=/;
+  s/ELb0EE/ (v2)/; s/ELb1EE/ (v3)/; s/EE / /; s/ (TEXTURE|SURFACE|SAMPLER):[0-9]+//g; s/^/  /' | head -8
 cat "$OUT/sass.txt"
 echo "-- wgmma layout test (one tile on the GPU vs host products; all errors must be 0)"
 sed 's/^/  /' "$OUT/layout.txt" 2> /dev/null | head -6

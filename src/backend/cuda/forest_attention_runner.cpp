@@ -30,9 +30,11 @@ ForestLaunchOptions forest_options_for_current_device(int head_dim, bool allow_v
       o.ctas_per_sm = 1;  // persistent: one CTA per SM
       // The tensor CTAs' wgmma rate decides how many CTAs start on shared nodes: v2 measured
       // ~270 TFLOP/s on the H100 (shared nodes alone, 2026-11-25; the model had assumed 600 and
-      // gave them too few CTAs: the tensor-CTA sweep was fastest at 99-132 on most 32/8 shapes);
-      // v3's 450 is a prediction, to be replaced by its measurement.
-      o.wgmma_sm_flops_per_ns = (wgmma_version == 3 ? 450e12 : 270e12) / o.num_sms / 1e9;
+      // gave them too few CTAs: the tensor-CTA sweep was fastest at 99-132 on most 32/8 shapes).
+      // v3: 350, the low end of its prediction (450-550): too slow a rate costs less than too
+      // fast a one (tensor CTAs join the leaves when the shared nodes are done; leaf CTAs never
+      // take shared nodes). To be replaced by v3's measurement.
+      o.wgmma_sm_flops_per_ns = (wgmma_version == 3 ? 350e12 : 270e12) / o.num_sms / 1e9;
       return o;
     }
   }
