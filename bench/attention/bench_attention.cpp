@@ -137,14 +137,26 @@ struct Variant {
   int wgmma_version = 3;  // kWgmma: v2 or v3 wide pipeline
   kernels::ForestOutputMode mode = kernels::ForestOutputMode::kFusedMerge;
   int tensor_ctas = -1;
+  int grid_ctas = -1;  // wgmma kernel: a persistent grid of this many CTAs (SMs) instead of all
   enum class Subset { kAll, kShared, kLeaves } subset = Subset::kAll;
 };
 
-// v1 | v1u | vK | vKu | vK-prefix | vK-leaves | vK-tc<N>   (K = 2 or 3; u: partials + merge kernel)
+// v1 | v1u | vK | vKu | vK-prefix | vK-leaves | vK-tc<N>   (K = 2 or 3; u: partials + merge kernel),
+// any of them with a suffix -sm<N>: the persistent grid on N SMs only (e.g. v3-leaves-sm66: the
+// leaves' streaming rate per SM below the DRAM limit).
 Variant parse_variant(const std::string& name) {
   Variant v;
   v.name = name;
   std::string rest = name;
+  if (const size_t sm = rest.find("-sm"); sm != std::string::npos) {
+    try {
+      v.grid_ctas = std::stoi(rest.substr(sm + 3));
+    } catch (const std::exception&) {
+      fail("--variants: '{}': SM count is not a number", name);
+    }
+    CANOPY_CHECK(v.grid_ctas >= 1 && v.grid_ctas <= 100000, "--variants: '{}': SM count out of range", name);
+    rest = rest.substr(0, sm);
+  }
   if (rest.rfind("v1", 0) == 0) {
     v.kernel = cuda::ForestKernel::kMmaSync;
   } else if (rest.rfind("v2", 0) == 0 || rest.rfind("v3", 0) == 0) {
@@ -298,6 +310,10 @@ nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, s
         }
         opts.tensor_ctas = v.tensor_ctas;
         opts.wgmma_version = v.wgmma_version;
+        if (v.grid_ctas > 0) {
+          CANOPY_CHECK(v.kernel == cuda::ForestKernel::kWgmma, "--variants: '{}': -sm needs the wgmma kernel", name);
+          opts.num_sms = std::min(v.grid_ctas, opts.num_sms);
+        }
         const AttentionPlan plan = v.subset == Variant::Subset::kAll ? fd.plan : subset_plan(fd.plan, v.subset);
         cuda::ForestAttention attn(shape, fd.layout, opts);
         attn.prepare(plan, stream);

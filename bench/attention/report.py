@@ -108,7 +108,7 @@ def main():
         # Every full-step variant that ran (fused/unfused, any kernel, any tensor-CTA count): the
         # fastest is what a per-shape default could reach; "default" is what the runner picks.
         full = {k: median(e) for k, e in var.items()
-                if not k.endswith("-prefix") and not k.endswith("-leaves") and median(e) is not None}
+                if "-prefix" not in k and "-leaves" not in k and median(e) is not None}
         best_name = min(full, key=full.get) if full else None
         best = full[best_name] if best_name else None
         default = v3 if v3 is not None else (v2 if v2 is not None else v1)
@@ -139,6 +139,7 @@ def main():
         # Variants: rates of the two resources, tensor-CTA sweep, output checks.
         pre, lea = var.get("v3-prefix", {}), var.get("v3-leaves", {})
         pre2 = var.get("v2-prefix", {})
+        lea66 = var.get("v3-leaves-sm66", {})
         tcs = sorted([k for k in var if k.startswith("v3-tc")], key=lambda k: int(k[5:]))
         checks = []
         for k, e in var.items():
@@ -156,6 +157,8 @@ def main():
             name.replace(" U=128", "").replace(" U=64", " U64"),
             rate(pre), rate(pre2),
             "%s (%.2f TB/s)" % (cell(median(lea)), lea["tbps"]) if median(lea) and lea.get("tbps") else cell(median(lea)),
+            "%s (%.0f GB/s/SM)" % (cell(median(lea66)), lea66["tbps"] * 1000 / 66) if median(lea66) and lea66.get("tbps")
+            else cell(median(lea66)),
             "%s tc=%s" % (cell(v3), var.get("v3", {}).get("tensor_ctas", "-")),
             " ".join("%s:%s" % (k[5:], cell(median(var[k]))) for k in tcs) or "-",
             "; ".join(checks) or "ok",
@@ -186,7 +189,8 @@ def main():
     print("|" + "---|" * len(head))
     for r in rows:
         print("| " + " | ".join(r) + " |")
-    vhead = ["shape", "v3 shared nodes alone", "v2 shared nodes alone", "v3 leaves alone", "v3 (model's tensor CTAs)",
+    vhead = ["shape", "v3 shared nodes alone", "v2 shared nodes alone", "v3 leaves alone", "leaves on 66 SMs",
+             "v3 (model's tensor CTAs)",
              "v3 with N tensor CTAs", "checks"]
     print("\n### v3/v2 variants: each resource alone, tensor-CTA sweep, output checks (vs the first full variant)")
     print("| " + " | ".join(vhead) + " |")
