@@ -241,6 +241,13 @@ template <int kRegs>
 inline void setmaxnreg_dec() {}
 inline void fence_proxy_async_shared() { ::canopy::emu::proxy_fence(); }
 inline void prefetch_l1(const void*) {}
+inline void prefetch_l2_bulk(const void*, uint32_t bytes) {
+  if (bytes % 16 != 0) {
+    std::fprintf(stderr, "kernel emulator: cp.async.bulk.prefetch.L2 of %u bytes (not a multiple of 16)\n", bytes);
+    std::abort();
+  }
+}
+inline void backoff_ns(uint32_t) { ::canopy::emu::yield(); }  // a polling thread lets the others run
 inline uint64_t global_timer_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())

@@ -109,6 +109,7 @@ GpuAttentionResult run_plan_emulated(const AttentionPlan& plan, const AttentionS
     p.work_state = work_state.data();
     p.timeline = lp.kernel == cuda::ForestKernel::kWgmma ? r.timeline.data() : nullptr;
     p.wide_pipeline = lp.wgmma_version;
+    p.leaf_prefetch_window = lp.leaf_prefetch_window;
     p.merge_offsets = lp.merge_offsets.data();
     p.merge_slots = lp.merge_slots.data();
     p.partial_o = partial_o.data();

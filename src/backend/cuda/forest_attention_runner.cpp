@@ -120,6 +120,7 @@ kernels::ForestAttentionParams ForestAttention::launch_params(const uint16_t* q,
   p.work_state = work_state_.data();
   p.timeline = timeline_;
   p.wide_pipeline = lp.wgmma_version;
+  p.leaf_prefetch_window = lp.leaf_prefetch_window;
   p.merge_offsets = merge_offsets_.data();
   p.merge_slots = merge_slots_.data();
   p.partial_o = partial_o_.data();

@@ -42,6 +42,9 @@ struct ForestLaunchOptions {
   // kWgmma only: the wide-mode consumer pipeline, 2 (v2) or 3 (v3: softmax under the GEMMs,
   // ping-pong of the consumer warpgroups). Same units, queues and geometry.
   int wgmma_version = 3;
+  // v3: an idle warp per CTA pulls leaves this many units ahead of the leaf queue into L2; -1: two
+  // per CTA of the grid (~17 MB of 128-key leaves at D = 128: well inside L2), 0: off.
+  int leaf_prefetch_window = -1;
   int num_sms = 132;
   int ctas_per_sm = 2;
   // Cost model of one SM running one unit (ordering and split decisions only).
@@ -65,6 +68,7 @@ struct ForestLaunchOptions {
 struct ForestLaunchPlan {
   ForestKernel kernel = ForestKernel::kMmaSync;
   int32_t wgmma_version = 3;  // kWgmma: ForestAttentionParams::wide_pipeline
+  int32_t leaf_prefetch_window = 0;  // kWgmma v3: ForestAttentionParams::leaf_prefetch_window
   int32_t num_tokens = 0;
   int32_t num_slots = 0;  // plan slots first, then the slots of split pieces and empty tokens
   std::vector<kernels::ForestUnit> units;  // v1: execution order, grouped by CTA; v2: wide, then narrow

@@ -1048,6 +1048,45 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
 }
 
 // =============================================================================================
+// Narrow mode, one warp of the feeding warpgroup (idle otherwise): pulls the K and V blocks of the
+// leaves just ahead of the leaf queue into L2 (one bulk prefetch per block and KV head), so the
+// leaf warps' copies hit L2 instead of DRAM. Leaves are taken from their own head (work_state[3])
+// and prefetched only while at most leaf_prefetch_window units ahead of the leaf queue's head
+// (work_state[1]): L2 keeps them until they are read. A leaf already taken is skipped.
+template <int kD>
+__device__ __forceinline__ void prefetch_leaves(const ForestAttentionParams& p, int lane) {
+  const int n_narrow = p.num_units - p.num_wide_units;
+  const size_t head_bytes = static_cast<size_t>(p.block_size) * kD * 2;  // one KV head of one block
+  const size_t block_stride = static_cast<size_t>(p.num_kv_heads) * head_bytes;
+  const volatile int32_t* leaf_head = p.work_state + 1;
+  for (;;) {
+    int i = 0;
+    if (lane == 0) i = atomicAdd(p.work_state + 3, 1);
+    i = __shfl_sync(0xffffffffu, i, 0);
+    if (i >= n_narrow) return;
+    int head = 0;
+    for (;;) {  // wait until the leaf queue is close enough (lane 0 polls, the warp follows)
+      if (lane == 0) head = *leaf_head;
+      head = __shfl_sync(0xffffffffu, head, 0);
+      if (head >= n_narrow || i < head + p.leaf_prefetch_window) break;
+      backoff_ns(500);
+    }
+    if (head >= n_narrow) return;  // every leaf is taken
+    if (i < head) continue;        // this one already is: too late to help
+    const ForestUnit& u = p.units[p.num_wide_units + i];
+    const int first = u.kv_begin / p.block_size;
+    const int last = u.kv_end > u.kv_begin ? (u.kv_end - 1) / p.block_size : first - 1;
+    const char* k = reinterpret_cast<const char*>(p.k_cache) + static_cast<size_t>(u.kv_head) * head_bytes;
+    const char* v = reinterpret_cast<const char*>(p.v_cache) + static_cast<size_t>(u.kv_head) * head_bytes;
+    for (int b = first + lane; b <= last; b += 32) {
+      const size_t off = static_cast<size_t>(__ldg(p.kv_pages + u.kv_page_begin + b)) * block_stride;
+      prefetch_l2_bulk(k + off, static_cast<uint32_t>(head_bytes));
+      prefetch_l2_bulk(v + off, static_cast<uint32_t>(head_bytes));
+    }
+  }
+}
+
+// =============================================================================================
 // kV3: the v3 wide-mode consumer (softmax under the GEMMs, ping-pong); false: v2's.
 template <int kD, bool kV3>
 __global__ void __launch_bounds__(ForestConfigSm90<kD>::kThreads, 1)
@@ -1098,7 +1137,9 @@ __global__ void __launch_bounds__(ForestConfigSm90<kD>::kThreads, 1)
       wide_producer<kD>(p, base, ctrl, ring, producer_unit, tid - C::kConsumerThreads);
       cta_barrier(C::kThreads);
     }
-    cta_barrier(C::kThreads);  // narrow mode: nothing to feed
+    // Narrow mode: nothing to feed; one warp prefetches leaves into L2 (v3).
+    if (kV3 && p.leaf_prefetch_window > 0 && warp == C::kConsumerThreads / 32) prefetch_leaves<kD>(p, tid % 32);
+    cta_barrier(C::kThreads);
     return;
   }
   setmaxnreg_inc<C::kComputeRegs>();
@@ -1120,6 +1161,7 @@ __global__ void __launch_bounds__(ForestConfigSm90<kD>::kThreads, 1)
       atomicExch(p.work_state + 0, 0);
       atomicExch(p.work_state + 1, 0);
       atomicExch(p.work_state + 2, 0);
+      atomicExch(p.work_state + 3, 0);
     }
   }
 #endif

@@ -109,6 +109,21 @@ __device__ __forceinline__ void prefetch_l1(const void* ptr) {
   asm volatile("prefetch.global.L1 [%0];\n" ::"l"(static_cast<const char*>(ptr) + 39));
 }
 
+// Pulls `bytes` (a multiple of 16, 16-byte aligned) starting at `ptr` into L2, asynchronously, with
+// one instruction (no registers, no completion to wait for).
+__device__ __forceinline__ void prefetch_l2_bulk(const void* ptr, uint32_t bytes) {
+#if defined(CANOPY_SM90A)
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(ptr), "r"(bytes) : "memory");
+#endif
+}
+
+// A polite pause in a polling loop.
+__device__ __forceinline__ void backoff_ns(uint32_t ns) {
+#if defined(CANOPY_SM90A)
+  __nanosleep(ns);
+#endif
+}
+
 // ---- wgmma ---------------------------------------------------------------------------------------
 
 // A shared-memory matrix descriptor with the 128-byte swizzle (PTX ISA "Matrix Descriptor
