@@ -359,12 +359,10 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
   constexpr int kPSteps = C::kTileKeys / 16;  // k16 steps of O += P V
   constexpr int kSN = 32;                // S accumulators per thread (m64n64)
   // v3: k16 steps of S whose Q fragment stays in registers (the rest read Q from shared memory):
-  // all of them at D = 64; two of eight at D = 128 (ptxas -v, nvcc 13.0: all eight serialize the
-  // wgmmas for want of registers (C7512), four or three spill in the tile loop; with two, ptxas
-  // spills 12 bytes of per-thread constants, reloaded at a unit's start and epilogue (~5 LDL
-  // per unit, none in the tile loop); zero steps spill nothing but read all of Q from shared
-  // memory, 2 KB more per k-step and tile).
-  constexpr int kQRegSteps = kD == 64 ? kKSteps : 2;
+  // all of them at D = 64; four of eight at D = 128 (ptxas -v, nvcc 13.0, with the unit's
+  // descriptor read from memory where used: all eight serialize the wgmmas for want of registers
+  // (C7512), five or six spill, four fit with no spill).
+  constexpr int kQRegSteps = kD == 64 ? kKSteps : 4;
   constexpr bool kQAllInRegs = kQRegSteps == kKSteps;
   const int wtid = ctid % 128;           // thread in the warpgroup
   const int warp = wtid / 32;
@@ -389,7 +387,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       if (kV3 && wg == 0) pingpong_wait(wg);  // the turn warpgroup 1 passed last
       break;
     }
-    const ForestUnit u = p.units[idx];
+    const ForestUnit& u = p.units[idx];  // fields reloaded where used (L1): no registers across the tile loop
     const int n_tiles = unit_tiles(u, C::kTileKeys);
     const int rows = u.q_count * group;
     const bool active = wg * C::kWgRows < rows;  // warpgroup-uniform
