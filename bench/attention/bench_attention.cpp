@@ -134,22 +134,53 @@ std::vector<float> download_bf16(const cuda::DeviceBuffer<uint16_t>& buf, size_t
 struct Variant {
   std::string name;
   cuda::ForestKernel kernel = cuda::ForestKernel::kMmaSync;
+  int wgmma_version = 3;  // kWgmma: v2 or v3 wide pipeline
   kernels::ForestOutputMode mode = kernels::ForestOutputMode::kFusedMerge;
   int tensor_ctas = -1;
+  int grid_ctas = -1;  // wgmma kernel: a persistent grid of this many CTAs (SMs) instead of all
+  bool leaf_prefetch = true;
+  int wide_pieces = -1;  // wgmma kernel: shared nodes cut into at least this many pieces per tensor CTA
   enum class Subset { kAll, kShared, kLeaves } subset = Subset::kAll;
 };
 
-// v1 | v1u | v2 | v2u | v2-prefix | v2-leaves | v2-tc<N>   (u: partials + merge kernel)
+// v1 | v1u | vK | vKu | vK-prefix | vK-leaves | vK-tc<N>   (K = 2 or 3; u: partials + merge kernel),
+// any of them with a suffix -sm<N>: the persistent grid on N SMs only (e.g. v3-leaves-sm66: the
+// leaves' streaming rate per SM below the DRAM limit), then -nopf: v3 without the leaf prefetch,
+// then -wp<N>: shared nodes cut into at least N pieces per tensor CTA (the planner's default 4:
+// fewer pieces, fewer unit boundaries and partials; more, a shorter tail).
 Variant parse_variant(const std::string& name) {
   Variant v;
   v.name = name;
   std::string rest = name;
+  if (const size_t wp = rest.find("-wp"); wp != std::string::npos) {
+    try {
+      v.wide_pieces = std::stoi(rest.substr(wp + 3));
+    } catch (const std::exception&) {
+      fail("--variants: '{}': piece count is not a number", name);
+    }
+    CANOPY_CHECK(v.wide_pieces >= 1 && v.wide_pieces <= 64, "--variants: '{}': pieces per CTA out of range", name);
+    rest = rest.substr(0, wp);
+  }
+  if (const size_t pf = rest.find("-nopf"); pf != std::string::npos && pf + 5 == rest.size()) {
+    v.leaf_prefetch = false;
+    rest = rest.substr(0, pf);
+  }
+  if (const size_t sm = rest.find("-sm"); sm != std::string::npos) {
+    try {
+      v.grid_ctas = std::stoi(rest.substr(sm + 3));
+    } catch (const std::exception&) {
+      fail("--variants: '{}': SM count is not a number", name);
+    }
+    CANOPY_CHECK(v.grid_ctas >= 1 && v.grid_ctas <= 100000, "--variants: '{}': SM count out of range", name);
+    rest = rest.substr(0, sm);
+  }
   if (rest.rfind("v1", 0) == 0) {
     v.kernel = cuda::ForestKernel::kMmaSync;
-  } else if (rest.rfind("v2", 0) == 0) {
+  } else if (rest.rfind("v2", 0) == 0 || rest.rfind("v3", 0) == 0) {
     v.kernel = cuda::ForestKernel::kWgmma;
+    v.wgmma_version = rest[1] - '0';
   } else {
-    fail("--variants: '{}' does not start with v1 or v2", name);
+    fail("--variants: '{}' does not start with v1, v2 or v3", name);
   }
   rest = rest.substr(2);
   if (rest == "u") {
@@ -197,7 +228,7 @@ AttentionPlan subset_plan(const AttentionPlan& plan, Variant::Subset subset) {
 
 struct Options {
   std::string out = "canopy_attention.json";
-  std::string variants = "v1u,v1,v2u,v2,v2-prefix,v2-leaves";
+  std::string variants = "v1u,v1,v2u,v2,v3u,v3,v3-prefix,v3-leaves";
   int repeats = 30;
   std::string only;
   bool quick = false;
@@ -295,6 +326,13 @@ nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, s
           continue;
         }
         opts.tensor_ctas = v.tensor_ctas;
+        opts.wgmma_version = v.wgmma_version;
+        if (!v.leaf_prefetch) opts.leaf_prefetch_window = 0;
+        if (v.wide_pieces > 0) opts.wide_pieces_per_cta = v.wide_pieces;
+        if (v.grid_ctas > 0) {
+          CANOPY_CHECK(v.kernel == cuda::ForestKernel::kWgmma, "--variants: '{}': -sm needs the wgmma kernel", name);
+          opts.num_sms = std::min(v.grid_ctas, opts.num_sms);
+        }
         const AttentionPlan plan = v.subset == Variant::Subset::kAll ? fd.plan : subset_plan(fd.plan, v.subset);
         cuda::ForestAttention attn(shape, fd.layout, opts);
         attn.prepare(plan, stream);
@@ -357,14 +395,15 @@ nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, s
       variants[name] = vj;
     }
     j["variants"] = variants;
-    // The best default (v2 where it ran, else v1) under the report's fused/unfused columns.
+    // The runner's default (v3 where it ran, else v2, else v1) under the fused/unfused columns.
     for (const char* key : {"fused", "unfused"}) {
-      const std::string n1 = key == std::string("fused") ? "v1" : "v1u";
-      const std::string n2 = key == std::string("fused") ? "v2" : "v2u";
-      if (variants.contains(n2) && variants[n2].contains("median_ms")) {
-        j[key] = variants[n2];
-      } else if (variants.contains(n1) && variants[n1].contains("median_ms")) {
-        j[key] = variants[n1];
+      const std::string suffix = key == std::string("fused") ? "" : "u";
+      for (const char* kernel : {"v3", "v2", "v1"}) {
+        const std::string n = kernel + suffix;
+        if (variants.contains(n) && variants[n].contains("median_ms")) {
+          j[key] = variants[n];
+          break;
+        }
       }
     }
   }
@@ -399,8 +438,10 @@ int run(int argc, char** argv) {
   app.add_option("--repeats", o.repeats, "timed runs per measurement (median reported)")->check(CLI::Range(3, 1000));
   app.add_option("--only", o.only, "run only shapes whose name contains this");
   app.add_option("--variants", o.variants,
-                 "comma-separated: v1 v1u v2 v2u (u: partials + merge kernel), v2-prefix, v2-leaves (shared "
-                 "nodes / leaves alone), v2-tc<N> (N CTAs start on wide units)");
+                 "comma-separated: v1 v1u v2 v2u v3 v3u (u: partials + merge kernel), v3-prefix, v3-leaves "
+                 "(shared nodes / leaves alone), v3-tc<N> (N CTAs start on wide units); v2-* likewise; a "
+                 "suffix -sm<N>: a grid of N SMs; then -nopf: v3 without the leaf prefetch; then -wp<N>: "
+                 "shared nodes in >= N pieces per tensor CTA");
   app.add_flag("--quick", o.quick, "a few small shapes");
   app.add_flag("!--no-flat", o.flat, "skip the sharing-off baseline");
   app.add_option("--bandwidth", o.bandwidth, "bytes/s for the floor");

@@ -5,10 +5,13 @@
 #   2. the one-tile wgmma layout test (printed), then the GPU attention tests (both kernels; the
 #      CPU-only emulated tests and the model backend's tests -- scripts/gpu_check.sh -- skipped);
 #   3. compute-sanitizer memcheck and racecheck on the small kernel tests (both kernels);
-#   4. the decode attention benchmark: canopy v1 (mma.sync) and v2 (wgmma) variants in two
-#      processes (a v2 failure cannot lose the v1 numbers), sharing off; with --peers also
-#      PyTorch's kernels (own copy; Hydragen split + merge) and FlashInfer's cascade wrapper;
-#   5. the markdown tables.
+#   4. the decode attention benchmark: canopy v1 (mma.sync) and the wgmma kernel's v2 and v3
+#      variants side by side in a second process (a wgmma failure cannot lose the v1 numbers; if
+#      that process fails, a v2-only run follows so that v2 is still measured), sharing off; with
+#      --peers also PyTorch's kernels (own copy; Hydragen split + merge) and FlashInfer's cascade
+#      wrapper;
+#   5. at the very end a compact summary (only the output's tail comes back): ptxas/SASS facts of
+#      the kernels, the GPU test counts and failures, the sanitizer summaries, then the tables.
 #
 # Device call, from the repository root:
 #   bash bench/attention/gpu_session.sh [--peers] [--no-sanitizer] [--no-flat] [--only SHAPE]
@@ -25,7 +28,15 @@ FLAT=1
 ONLY=""
 REPEATS=30
 V1_VARIANTS="v1u,v1"
-V2_VARIANTS="v1u,v2u,v2,v2-prefix,v2-leaves,v2-tc33,v2-tc66,v2-tc99,v2-tc132"  # v1u first: the reference output
+# v1u first: the reference output. v2 and v3 share the leaf code (v3-leaves measures both).
+# v3-leaves-sm66: the leaves on half the SMs (their per-SM streaming rate below the DRAM limit:
+# what a leaf CTA gives while tensor CTAs compute).
+# -nopf: v3 without the leaf prefetch into L2 (its gain, or loss); -wp1/-wp2: shared nodes in 1 or 2
+# pieces per tensor CTA instead of 4 (fewer unit boundaries and partials vs a longer tail).
+V2_VARIANTS="v1u,v2u,v2,v2-prefix,v3u,v3,v3-nopf,v3-wp1,v3-wp2,v3-prefix,v3-leaves,v3-leaves-nopf,v3-leaves-sm66"
+V2_VARIANTS+=",v3-tc66,v3-tc99,v3-tc132"
+V2_FALLBACK="v1u,v2u,v2,v2-prefix,v2-leaves,v2-tc99,v2-tc132"
+EXTRA_CANOPY=()
 while (($#)); do
   case "$1" in
     --peers) PEERS=1 ;;
@@ -107,14 +118,18 @@ if ! timeout "$(cap 300)" cmake --build "$BUILD" -j "$(nproc)" --target test_gpu
   step "build failed (build.log)"
   exit 1
 fi
-# Registers, stack (spills) and shared memory of the attention kernels, from the built library.
-cuobjdump -res-usage "$BUILD/src/backend/cuda/libcanopy_backend_cuda.a" 2> /dev/null | \
-  grep -A1 "forest_attention" | grep -E "Function|REG" | sed 's/^ *//' | head -12
+# Registers, stack (spills) and shared memory of the attention kernels, from the built library;
+# HGMMA / wgmma waits / LDL-STL per kernel (bench/attention/sass_check.sh).
+LIB="$BUILD/src/backend/cuda/libcanopy_backend_cuda.a"
+cuobjdump -res-usage "$LIB" 2> /dev/null | grep -A1 "forest_attention" | grep -E "Function|REG" | sed 's/^ *//' | \
+  head -16 > "$OUT/resources.txt"
+bash bench/attention/sass_check.sh "$LIB" > "$OUT/sass.txt" 2>&1
+cat "$OUT/resources.txt" "$OUT/sass.txt"
 
 # ---- 2. GPU tests: the wgmma layouts first (a failure there explains any v2 failure below)
 step "wgmma layout test"
 timeout "$(cap 60)" "$BUILD/tests/test_gpu" --gtest_filter='WgmmaLayout.TileProductsOnTheGpu' 2>&1 | \
-  grep -E "wgmma tile|OK|FAILED|SKIPPED|Failure|expected" | head -20
+  grep -E "wgmma tile|OK|FAILED|SKIPPED|Failure|expected" | head -20 | tee "$OUT/layout.txt"
 step "GPU attention tests: ctest -L gpu -R 'Forest|Wgmma' (emulated CPU-only tests excluded)"
 timeout "$(cap 180)" ctest --test-dir "$BUILD" -L gpu -R "Forest|Wgmma" -E "Emulated" -j 4 --timeout 120 --output-on-failure \
   -O "$OUT/ctest.log" > "$OUT/ctest-console.log" 2>&1
@@ -152,13 +167,28 @@ fi
 BENCH=("$BUILD/bench/attention/bench_attention" --repeats "$REPEATS")
 [ -n "$ONLY" ] && BENCH+=(--only "$ONLY")
 step "canopy benchmark: v1 ($V1_VARIANTS)"
-timeout "$(cap 120)" "${BENCH[@]}" --variants "$V1_VARIANTS" --no-flat --out "$OUT/canopy-v1.json" 2>&1 | \
-  tee "$OUT/canopy-v1.txt" | grep -v "^    "
-step "canopy benchmark: v2 ($V2_VARIANTS)"
+timeout "$(cap 120)" "${BENCH[@]}" --variants "$V1_VARIANTS" --no-flat --out "$OUT/canopy-v1.json" > \
+  "$OUT/canopy-v1.txt" 2>&1
+V1_RC=$?
+grep -v "^    " "$OUT/canopy-v1.txt"
+step "canopy benchmark: wgmma kernel v2 and v3 ($V2_VARIANTS)"
 flat_arg=(--no-flat)
 ((FLAT)) && flat_arg=()
-timeout "$(cap 180)" "${BENCH[@]}" --variants "$V2_VARIANTS" "${flat_arg[@]}" --out "$OUT/canopy-v2.json" 2>&1 | \
-  tee "$OUT/canopy-v2.txt"
+timeout "$(cap 180)" "${BENCH[@]}" --variants "$V2_VARIANTS" "${flat_arg[@]}" --out "$OUT/canopy-v2.json" > \
+  "$OUT/canopy-v2.txt" 2>&1
+BENCH_RC=$?
+grep -v "^    \|^ *CTA timeline" "$OUT/canopy-v2.txt"
+echo "wgmma benchmark exit code $BENCH_RC"
+if ((BENCH_RC != 0 && BENCH_RC != 124)); then
+  tail -5 "$OUT/canopy-v2.txt"
+  step "the v2+v3 run failed: v2 alone ($V2_FALLBACK)"
+  mv "$OUT/canopy-v2.json" "$OUT/canopy-v3-failed.json" 2> /dev/null
+  timeout "$(cap 120)" "${BENCH[@]}" --variants "$V2_FALLBACK" --no-flat --out "$OUT/canopy-v2.json" > \
+    "$OUT/canopy-v2-fallback.txt" 2>&1
+  echo "v2-only benchmark exit code $?"
+  # Keep what the failed run measured before it stopped (its JSON is rewritten after every shape).
+  [ -f "$OUT/canopy-v3-failed.json" ] && EXTRA_CANOPY=(--canopy "$OUT/canopy-v3-failed.json")
+fi
 if ((PEERS)); then
   step "PyTorch peers"
   timeout "$(cap 150)" python3 bench/attention/peers.py --shapes "$OUT/canopy-v2.json" --out "$OUT/torch.json" \
@@ -174,6 +204,31 @@ fi
 
 # ---- 5. table
 step "report"
-python3 bench/attention/report.py --canopy "$OUT/canopy-v2.json" --canopy "$OUT/canopy-v1.json" \
+python3 bench/attention/report.py --canopy "$OUT/canopy-v2.json" "${EXTRA_CANOPY[@]}" --canopy "$OUT/canopy-v1.json" \
   --torch "$OUT/torch.json" --flashinfer "$OUT/flashinfer.json" \
-  --previous bench/results/attention-nvidia-h100-80gb-hbm3-2026-11-25-v1.json --out "$OUT/attention-results.json"
+  --previous bench/results/attention-nvidia-h100-80gb-hbm3-2026-11-25-v1.json --out "$OUT/attention-results.json" \
+  > "$OUT/tables.md" 2>&1
+
+# ---- 6. the summary: the only part sure to come back (the output's last ~12,000 characters)
+echo
+echo "==================== SUMMARY (attention session, $(date -u +%H:%M) UTC, $((SECONDS - START)) s) ===================="
+echo "-- kernels (cuobjdump -res-usage; SASS: HGMMA count, wgmma waits, keep-one waits = v3 overlap, LDL/STL = spills)"
+paste -d' ' - - < "$OUT/resources.txt" | sed -E 's/Function _ZN6canopy7kernels[0-9]+//; s/EvNS0_[^ ]*//; s/ILi/ D=/;
+  s/ELb0EE/ (v2)/; s/ELb1EE/ (v3)/; s/EE / /; s/ (TEXTURE|SURFACE|SAMPLER):[0-9]+//g; s/^/  /' | head -8
+cat "$OUT/sass.txt"
+echo "-- wgmma layout test (one tile on the GPU vs host products; all errors must be 0)"
+sed 's/^/  /' "$OUT/layout.txt" 2> /dev/null | head -6
+echo "-- GPU attention tests (ctest -L gpu -R 'Forest|Wgmma'; every test runs v1, v2 and v3)"
+grep -E "tests passed|tests failed" "$OUT/ctest-console.log" 2> /dev/null | sed 's/^/  /'
+grep -E "\(Failed\)|\(Timeout\)|\(SEGFAULT\)|\(Subprocess aborted\)" "$OUT/ctest-console.log" 2> /dev/null | head -10 | sed 's/^/  /'
+grep -E "^\[  FAILED  \]|Failure$|kernel emulator|launch error|illegal" "$OUT/ctest.log" 2> /dev/null | sort | uniq -c | head -10
+echo "-- compute-sanitizer (ForestAttentionSanitize.*, all three kernels)"
+for tool in memcheck racecheck; do
+  if [ -f "$OUT/sanitizer-$tool.log" ]; then
+    echo "  $tool: $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/sanitizer-$tool.log" | sort | uniq -c | tr -s ' ' | head -3 | tr '\n' ';')"
+  else
+    echo "  $tool: not run"
+  fi
+done
+echo "-- benchmark exit codes: v1 ${V1_RC:-?}, v2+v3 ${BENCH_RC:-?} (0 ok, 124 timed out)"
+cat "$OUT/tables.md"

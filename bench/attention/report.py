@@ -92,6 +92,7 @@ def main():
         t = tr.get(name, {})
         f = fr.get(name, {})
         pr = prev_rows.get(name, {})
+        v3, v3u = median(var.get("v3")), median(var.get("v3u"))
         v2, v2u = median(var.get("v2")), median(var.get("v2u"))
         v1, v1u = median(var.get("v1")), median(var.get("v1u"))
         flat = median(s.get("no_sharing"))
@@ -104,10 +105,17 @@ def main():
         if fim is None and pr.get("flashinfer_ms") is not None:
             fim, fi_star = pr["flashinfer_ms"], True
         floor = s.get("floor_ms")
-        best = min([x for x in (v2, v2u, v1, v1u) if x is not None], default=None)
+        # Every full-step variant that ran (fused/unfused, any kernel, any tensor-CTA count): the
+        # fastest is what a per-shape default could reach; "default" is what the runner picks.
+        full = {k: median(e) for k, e in var.items()
+                if "-prefix" not in k and "-leaves" not in k and median(e) is not None}
+        best_name = min(full, key=full.get) if full else None
+        best = full[best_name] if best_name else None
+        default = v3 if v3 is not None else (v2 if v2 is not None else v1)
         peers = [x for x in (own, split, fim) if x is not None]
         entry = {
             "name": name, "floor_ms": floor, "floor_bound": s.get("floor_bound"),
+            "v3_fused_ms": v3, "v3_unfused_ms": v3u, "best_variant": best_name, "default_ms": default,
             "v2_fused_ms": v2, "v2_unfused_ms": v2u, "v1_fused_ms": v1, "v1_unfused_ms": v1u,
             "canopy_no_sharing_ms": flat, "torch_own_copy_ms": own, "torch_split_ms": split,
             "flashinfer_ms": fim, "peers_from_previous": {"torch_own_copy": own_star, "torch_split": split_star,
@@ -119,16 +127,21 @@ def main():
         }
         combined.append(entry)
         rows.append([
-            name, cell(v2, short_error(var.get("v2"))), cell(v2u, short_error(var.get("v2u"))),
+            name.replace(" U=128", "").replace(" U=64", " U64"),
+            cell(v3, short_error(var.get("v3"))), cell(v3u, short_error(var.get("v3u"))),
+            cell(v2, short_error(var.get("v2"))),
             cell(v1, short_error(var.get("v1"))), cell(v1u, short_error(var.get("v1u"))),
-            cell(flat, short_error({"error": s.get("no_sharing_error", "")}) if s.get("no_sharing_error") else None),
             cell(split, short_error(t.get("split")), split_star), cell(fim, None, fi_star), cell(floor),
-            "%.2fx" % (best / floor) if best and floor else "-",
-            "%.2fx" % (min(peers) / best) if peers and best else "-",
+            "%.2fx" % (default / floor) if default and floor else "-",
+            "%s %s %.2fx" % (best_name, cell(best), best / floor) if best and floor else "-",
+            "%.2fx" % (min(peers) / default) if peers and default else "-",
         ])
         # Variants: rates of the two resources, tensor-CTA sweep, output checks.
-        pre, lea = var.get("v2-prefix", {}), var.get("v2-leaves", {})
-        tcs = sorted([k for k in var if k.startswith("v2-tc")], key=lambda k: int(k[5:]))
+        pre, lea = var.get("v3-prefix", {}), var.get("v3-leaves", {})
+        pre2 = var.get("v2-prefix", {})
+        lea66 = var.get("v3-leaves-sm66", {})
+        leanopf, v3nopf = median(var.get("v3-leaves-nopf")), median(var.get("v3-nopf"))
+        tcs = sorted([k for k in var if k.startswith("v3-tc")], key=lambda k: int(k[5:]))
         checks = []
         for k, e in var.items():
             if not isinstance(e, dict):
@@ -139,13 +152,17 @@ def main():
                 checks.append("%s: diff %.3g" % (k, e["max_abs_vs_reference"]))
             if "error" in e:
                 checks.append("%s: %s" % (k, e["error"][:60]))
+        rate = lambda e: ("%s (%.0f TF/s)" % (cell(median(e)), e["tflops"]) if median(e) and e.get("tflops")
+                          else cell(median(e)))
         vrows.append([
-            name,
-            "%s (%.0f TF/s)" % (cell(median(pre)), pre["tflops"]) if median(pre) and pre.get("tflops") else cell(median(pre)),
-            "%s (%.2f TB/s)" % (cell(median(lea)), lea["tbps"]) if median(lea) and lea.get("tbps") else cell(median(lea)),
-            "%s tc=%s" % (cell(v2), var.get("v2", {}).get("tensor_ctas", "-")),
+            name.replace(" U=128", "").replace(" U=64", " U64"),
+            rate(pre), rate(pre2),
+            ("%s (%.2f TB/s)" % (cell(median(lea)), lea["tbps"]) if median(lea) and lea.get("tbps") else cell(median(lea)))
+            + ("; nopf %s" % cell(leanopf) if leanopf else ""),
+            "%s (%.0f GB/s/SM)" % (cell(median(lea66)), lea66["tbps"] * 1000 / 66) if median(lea66) and lea66.get("tbps")
+            else cell(median(lea66)),
+            "%s tc=%s%s" % (cell(v3), var.get("v3", {}).get("tensor_ctas", "-"), "; nopf %s" % cell(v3nopf) if v3nopf else ""),
             " ".join("%s:%s" % (k[5:], cell(median(var[k]))) for k in tcs) or "-",
-            "%.1f" % var.get("v2", {}).get("model_makespan_us", 0.0) if var.get("v2") else "-",
             "; ".join(checks) or "ok",
         ])
 
@@ -164,8 +181,8 @@ def main():
     with open(named, "w") as fo:
         json.dump(doc, fo, indent=2)
 
-    head = ["shape", "v2 fused", "v2 unfused", "v1 fused", "v1 unfused", "no-sharing", "torch split+merge",
-            "flashinfer", "floor", "best canopy/floor", "best peer/canopy"]
+    head = ["shape", "v3 fused", "v3 unfused", "v2 fused", "v1 fused", "v1 unfused", "torch split+merge",
+            "flashinfer", "floor", "default/floor", "best variant, ms, /floor", "best peer/default"]
     print("\n### Decode attention, one layer, bf16, D=128, paged KV (block 16), ms (median, L2 flushed)")
     print("%s, %s; torch %s; flashinfer: %s; * = from %s" % (meta["gpu"], meta["date"], meta["torch"],
                                                             meta["flashinfer"], args.previous or "-"))
@@ -174,9 +191,10 @@ def main():
     print("|" + "---|" * len(head))
     for r in rows:
         print("| " + " | ".join(r) + " |")
-    vhead = ["shape", "v2 shared nodes alone", "v2 leaves alone", "v2 (model's tensor CTAs)",
-             "v2 with N tensor CTAs", "model us", "checks"]
-    print("\n### v2 variants: each resource alone, tensor-CTA sweep, output checks (vs the first full variant)")
+    vhead = ["shape", "v3 shared nodes alone", "v2 shared nodes alone", "v3 leaves alone", "leaves on 66 SMs",
+             "v3 (model's tensor CTAs)",
+             "v3 with N tensor CTAs", "checks"]
+    print("\n### v3/v2 variants: each resource alone, tensor-CTA sweep, output checks (vs the first full variant)")
     print("| " + " | ".join(vhead) + " |")
     print("|" + "---|" * len(vhead))
     for r in vrows:

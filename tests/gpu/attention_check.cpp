@@ -86,7 +86,7 @@ GpuAttentionResult check_case(const AttentionCase& c, const Reference& ref, kern
   for (const cuda::ForestLaunchOptions& o : kernel_variants(base, c.shape.head_dim)) {
     gpu = run_plan_on_gpu(c.plan, c.shape, c.layout, c.q, c.k, c.v, mode, &o, repeats);
     EXPECT_EQ(gpu.launch_plan.kernel, o.kernel);
-    check_result(c, ref, mode, gpu, o.kernel == cuda::ForestKernel::kWgmma ? "gpu v2" : "gpu v1");
+    check_result(c, ref, mode, gpu, (std::string("gpu ") + variant_name(o)).c_str());
   }
   return gpu;
 }

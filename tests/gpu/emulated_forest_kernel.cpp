@@ -231,6 +231,9 @@ inline void mbar_wait(uint32_t bar, uint32_t parity) { ::canopy::emu::mbar_wait(
 inline void named_barrier_sync(uint32_t id, uint32_t threads) {
   ::canopy::emu::named_barrier(static_cast<int>(id), static_cast<int>(threads));
 }
+inline void named_barrier_arrive(uint32_t id, uint32_t threads) {
+  ::canopy::emu::named_barrier_arrive(static_cast<int>(id), static_cast<int>(threads));
+}
 inline void cta_barrier(uint32_t threads) { named_barrier_sync(3, threads); }
 template <int kRegs>
 inline void setmaxnreg_inc() {}
@@ -238,6 +241,13 @@ template <int kRegs>
 inline void setmaxnreg_dec() {}
 inline void fence_proxy_async_shared() { ::canopy::emu::proxy_fence(); }
 inline void prefetch_l1(const void*) {}
+inline void prefetch_l2_bulk(const void*, uint32_t bytes) {
+  if (bytes % 16 != 0) {
+    std::fprintf(stderr, "kernel emulator: cp.async.bulk.prefetch.L2 of %u bytes (not a multiple of 16)\n", bytes);
+    std::abort();
+  }
+}
+inline void backoff_ns(uint32_t) { ::canopy::emu::yield(); }  // a polling thread lets the others run
 inline uint64_t global_timer_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())
@@ -262,7 +272,12 @@ struct Op {
   bool accumulate = true;
   uint64_t desc_a = 0, desc_b = 0;
   uint32_t a[4] = {};
+  const uint32_t* a_src = nullptr;  // the A registers (register A): must keep a[] until retirement
   float* d = nullptr;
+  // The accumulators as issued, for the first in-flight op on them: no other instruction may
+  // write them before the op retires (on the GPU they are read and written asynchronously).
+  bool d_owner = false;
+  float d_issued[128] = {};
 };
 struct ThreadState {
   std::vector<Op> open;
@@ -340,10 +355,24 @@ inline void mark_operands(const Op& op, int delta) {
   for (uint32_t c : chunks) ::canopy::emu::async_reads_add(c, 16, delta);
 }
 
+// Registers of an in-flight wgmma written by other instructions: the GPU would read or overwrite
+// them asynchronously (ptxas serializes the wgmmas where it can tell; the emulator says where).
+inline void check_registers(const Op& op) {
+  if (op.a_in_regs && std::memcmp(op.a, op.a_src, sizeof op.a) != 0) {
+    std::fprintf(stderr, "kernel emulator: the register A operand of an in-flight wgmma was overwritten\n");
+    std::abort();
+  }
+  if (op.d_owner && std::memcmp(op.d_issued, op.d, static_cast<size_t>(op.n / 2) * sizeof(float)) != 0) {
+    std::fprintf(stderr, "kernel emulator: the accumulators of an in-flight wgmma were written by another instruction\n");
+    std::abort();
+  }
+}
+
 // Executes op index `i` of the oldest group of all 128 threads.
 inline void execute(ThreadState* const* st, size_t i) {
   const Op& op0 = st[0]->groups.front()[i];
   const int N = op0.n;
+  for (int t = 0; t < 128; ++t) check_registers(st[t]->groups.front()[i]);
   static float A[64][16], B[16][256], D[64][256];
   for (int t = 0; t < 128; ++t) {
     const Op& op = st[t]->groups.front()[i];
@@ -417,9 +446,17 @@ inline void retire(void* const* slots, void* ctx) {
 }  // namespace emu_wgmma
 
 inline void wgmma_fence() {}
-inline void wgmma_issue(const emu_wgmma::Op& op) {
+inline void wgmma_issue(emu_wgmma::Op op) {
   if (::canopy::emu::thread_idx().x % 128 == 0) emu_wgmma::mark_operands(op, +1);  // once per warpgroup
-  emu_wgmma::state().open.push_back(op);
+  emu_wgmma::ThreadState& s = emu_wgmma::state();
+  // The first in-flight op on these accumulators snapshots them (later ones chain on its result).
+  bool first = true;
+  for (const emu_wgmma::Op& o : s.open) first = first && o.d != op.d;
+  for (const auto& g : s.groups)
+    for (const emu_wgmma::Op& o : g) first = first && o.d != op.d;
+  op.d_owner = first;
+  if (first) std::memcpy(op.d_issued, op.d, static_cast<size_t>(op.n / 2) * sizeof(float));
+  s.open.push_back(op);
 }
 inline void wgmma_commit() {
   emu_wgmma::ThreadState& s = emu_wgmma::state();
@@ -448,6 +485,19 @@ inline void wgmma_m64n64k16_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t 
   op.b_mn_major = true;
   op.desc_b = desc_b;
   for (int i = 0; i < 4; ++i) op.a[i] = a[i];
+  op.a_src = a;
+  op.d = d;
+  wgmma_issue(op);
+}
+inline void wgmma_m64n64k16_rs_kmajor(float (&d)[32], const uint32_t (&a)[4], uint64_t desc_b, int accumulate) {
+  emu_wgmma::Op op;
+  op.n = 64;
+  op.a_in_regs = true;
+  op.b_mn_major = false;
+  op.accumulate = accumulate != 0;
+  op.desc_b = desc_b;
+  for (int i = 0; i < 4; ++i) op.a[i] = a[i];
+  op.a_src = a;
   op.d = d;
   wgmma_issue(op);
 }
@@ -458,6 +508,7 @@ inline void wgmma_m64n128k16_rs(float (&d)[64], const uint32_t (&a)[4], uint64_t
   op.b_mn_major = true;
   op.desc_b = desc_b;
   for (int i = 0; i < 4; ++i) op.a[i] = a[i];
+  op.a_src = a;
   op.d = d;
   wgmma_issue(op);
 }
@@ -493,11 +544,23 @@ void emulate_forest_attention_sm90(const void* forest_attention_params, int head
   if (head_dim == 128) {
     using C = canopy::kernels::ForestConfigSm90<128>;
     canopy::emu::launch(p.num_ctas, C::kThreads, C::kSmemBytes, concurrent_ctas,
-                        [&] { canopy::kernels::forest_attention_sm90_kernel<128>(p); });
+                        [&] {
+                          if (p.wide_pipeline == 3) {
+                            canopy::kernels::forest_attention_sm90_kernel<128, true>(p);
+                          } else {
+                            canopy::kernels::forest_attention_sm90_kernel<128, false>(p);
+                          }
+                        });
   } else if (head_dim == 64) {
     using C = canopy::kernels::ForestConfigSm90<64>;
     canopy::emu::launch(p.num_ctas, C::kThreads, C::kSmemBytes, concurrent_ctas,
-                        [&] { canopy::kernels::forest_attention_sm90_kernel<64>(p); });
+                        [&] {
+                          if (p.wide_pipeline == 3) {
+                            canopy::kernels::forest_attention_sm90_kernel<64, true>(p);
+                          } else {
+                            canopy::kernels::forest_attention_sm90_kernel<64, false>(p);
+                          }
+                        });
   } else {
     std::abort();
   }

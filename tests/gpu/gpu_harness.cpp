@@ -41,21 +41,31 @@ std::vector<cuda::ForestLaunchOptions> kernel_variants(const cuda::ForestLaunchO
   cuda::ForestLaunchOptions v1 = base, v2 = base;
   v1.kernel = cuda::ForestKernel::kMmaSync;
   v2.kernel = cuda::ForestKernel::kWgmma;
+  v2.wgmma_version = 2;
   v2.ctas_per_sm = 1;
   if (gpu_emulated()) {
     v1.ctas_per_sm = cuda::ForestLaunchOptions{}.ctas_per_sm;
     v2.num_sms = std::min(base.num_sms, 6);  // a small persistent grid: the emulator runs every CTA
-    return {v1, v2};
+    cuda::ForestLaunchOptions v3 = v2;
+    v3.wgmma_version = 3;
+    return {v1, v2, v3};
   }
   const cuda::ForestLaunchOptions d1 = cuda::forest_options_for_current_device(head_dim, false);
   v1.ctas_per_sm = d1.ctas_per_sm;
   v1.sm_bytes_per_ns = d1.sm_bytes_per_ns;
   v1.sm_flops_per_ns = d1.sm_flops_per_ns;
   if (!kernels::forest_sm90_available()) return {v1};
-  return {v1, v2};
+  cuda::ForestLaunchOptions v3 = v2;
+  v3.wgmma_version = 3;
+  return {v1, v2, v3};
 }
 
 const char* kernel_name(cuda::ForestKernel kernel) { return kernel == cuda::ForestKernel::kWgmma ? "v2" : "v1"; }
+
+const char* variant_name(const cuda::ForestLaunchOptions& o) {
+  if (o.kernel != cuda::ForestKernel::kWgmma) return "v1";
+  return o.wgmma_version == 3 ? "v3" : "v2";
+}
 
 GpuAttentionResult run_plan_emulated(const AttentionPlan& plan, const AttentionShape& shape, const KvLayout& layout,
                                      const std::vector<uint16_t>& q, const std::vector<uint16_t>& k_cache,
@@ -98,6 +108,8 @@ GpuAttentionResult run_plan_emulated(const AttentionPlan& plan, const AttentionS
     p.num_tensor_ctas = lp.num_tensor_ctas;
     p.work_state = work_state.data();
     p.timeline = lp.kernel == cuda::ForestKernel::kWgmma ? r.timeline.data() : nullptr;
+    p.wide_pipeline = lp.wgmma_version;
+    p.leaf_prefetch_window = lp.leaf_prefetch_window;
     p.merge_offsets = lp.merge_offsets.data();
     p.merge_slots = lp.merge_slots.data();
     p.partial_o = partial_o.data();

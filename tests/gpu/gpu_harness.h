@@ -41,11 +41,13 @@ GpuAttentionResult run_plan_on_gpu(const AttentionPlan& plan, const AttentionSha
 // Launch options of the current device (the defaults under emulation).
 cuda::ForestLaunchOptions device_options(int head_dim);
 
-// The kernels a test should check with `base`'s plan settings: v1 (mma.sync) always, v2 (wgmma)
+// The kernels a test should check with `base`'s plan settings: v1 (mma.sync) always, v2 and v3 (wgmma)
 // where it runs (an sm_90a build on a compute capability 9.0 device) and under emulation (on a
 // small persistent grid). Kernel-specific fields (kernel, CTAs per SM) are set per variant.
 std::vector<cuda::ForestLaunchOptions> kernel_variants(const cuda::ForestLaunchOptions& base, int head_dim);
 const char* kernel_name(cuda::ForestKernel kernel);
+// "v1", "v2" or "v3" (the wgmma kernel's wide pipeline).
+const char* variant_name(const cuda::ForestLaunchOptions& o);
 
 // The same on the host emulator (kernel_emulator.h): `concurrent_ctas` CTAs interleave.
 GpuAttentionResult run_plan_emulated(const AttentionPlan& plan, const AttentionShape& shape, const KvLayout& layout,

@@ -346,6 +346,18 @@ void named_barrier(int id, int threads) {
   wait_for_change(&b.generation, gen);
 }
 
+void named_barrier_arrive(int id, int threads) {
+  if (id < 1 || id > 15 || threads <= 0 || threads % 32 != 0 || threads > g_machine->block_threads) {
+    std::fprintf(stderr, "kernel emulator: bar.arrive %d, %d: bad barrier\n", id, threads);
+    std::abort();
+  }
+  Barrier& b = me().cta->named[id];
+  if (++b.count == threads) {
+    b.count = 0;
+    ++b.generation;
+  }
+}
+
 namespace {
 MBar& mbar_at(uint32_t off) {
   Cta& c = *me().cta;

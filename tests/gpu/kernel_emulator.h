@@ -54,6 +54,8 @@ void async_wait(int max_pending_groups);
 // ---- Hopper primitives
 // Named barrier `id` (1..15) among `threads` threads of the CTA (bar.sync id, threads).
 void named_barrier(int id, int threads);
+// bar.arrive: counts towards the barrier's phase without waiting for it.
+void named_barrier_arrive(int id, int threads);
 // mbarriers, keyed by their shared-memory offset (phase parity semantics of mbarrier.try_wait.parity).
 void mbar_init(uint32_t smem_offset, uint32_t count);
 void mbar_arrive(uint32_t smem_offset);

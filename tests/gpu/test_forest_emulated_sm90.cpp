@@ -38,12 +38,18 @@ cuda::ForestLaunchOptions v2_options(int ctas = 3, int tensor_ctas = -1) {
   return o;
 }
 
+// Both wide-mode pipelines of the kernel (v2 and v3): same units, queues and expected results.
 void check_v2(const AttentionCase& c, const Reference& ref, ForestOutputMode mode, const cuda::ForestLaunchOptions& o,
               int repeats = 1) {
-  const GpuAttentionResult r =
-      run_plan_emulated(c.plan, c.shape, c.layout, c.q, c.k, c.v, mode, o, o.num_sms, repeats);
-  EXPECT_EQ(r.launch_plan.kernel, cuda::ForestKernel::kWgmma);
-  check_result(c, ref, mode, r, "emulated v2");
+  for (int version : {2, 3}) {
+    cuda::ForestLaunchOptions ov = o;
+    ov.wgmma_version = version;
+    const GpuAttentionResult r =
+        run_plan_emulated(c.plan, c.shape, c.layout, c.q, c.k, c.v, mode, ov, ov.num_sms, repeats);
+    EXPECT_EQ(r.launch_plan.kernel, cuda::ForestKernel::kWgmma);
+    EXPECT_EQ(r.launch_plan.wgmma_version, version);
+    check_result(c, ref, mode, r, version == 3 ? "emulated v3" : "emulated v2");
+  }
 }
 
 void check_both_modes(const AttentionCase& c, const cuda::ForestLaunchOptions& o = v2_options()) {
@@ -166,6 +172,26 @@ TEST(ForestAttentionEmulatedV2, TensorCtaSplits) {
       EXPECT_EQ(t[1], 0) << "CTA " << cta;
       EXPECT_LE(t[0], t[2]) << "CTA " << cta;
     }
+  }
+}
+
+TEST(ForestAttentionEmulatedV2, LeafPrefetchWindows) {
+  // v3's leaf prefetch warp: none, one unit ahead of the leaf queue (it waits for the queue most
+  // of the time), and a window past the last leaf; the results and the queue state left behind
+  // (work_state[3] included) must not depend on it. Many leaves of several blocks each.
+  std::mt19937_64 rng(test_seed() + 209);
+  std::vector<int32_t> unique;
+  for (int i = 0; i < 24; ++i) unique.push_back(1 + static_cast<int32_t>(rng() % 70));
+  const AttentionCase c = decode_case("emu v3 leaf prefetch", two_level_forest(90, unique), make_shape(8, 2, 64), 16, rng);
+  const Reference ref = compute_reference(c);
+  for (int window : {0, 1, 100000}) {
+    cuda::ForestLaunchOptions o = v2_options(3);
+    o.wgmma_version = 3;
+    o.leaf_prefetch_window = window;
+    const GpuAttentionResult r =
+        run_plan_emulated(c.plan, c.shape, c.layout, c.q, c.k, c.v, ForestOutputMode::kFusedMerge, o, o.num_sms, 2);
+    EXPECT_EQ(r.launch_plan.leaf_prefetch_window, window);
+    check_result(c, ref, ForestOutputMode::kFusedMerge, r, ("emulated v3, prefetch window " + std::to_string(window)).c_str());
   }
 }
 

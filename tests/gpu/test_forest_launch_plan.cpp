@@ -325,6 +325,31 @@ TEST(ForestLaunchPlanV2, TensorCtasFollowTheWork) {
   EXPECT_EQ(build_forest_launch_plan(heavy.plan, shape_of(32, 8, 128), heavy.layout, o).num_tensor_ctas, 10);
 }
 
+TEST(ForestLaunchPlanV2, WgmmaVersionPicksThePipelineOnly) {
+  // v2 and v3 differ in the wide pipeline only: the same options give the same units and queues;
+  // the plan carries the version (the kernel's wide_pipeline); other versions are refused.
+  std::mt19937_64 rng(test_seed() + 11);
+  const ForestDecode fd = build_forest_decode(three_level_forest(100, 3, 70, 9, 13), 16, 4, 128, rng());
+  const AttentionShape shape = shape_of(16, 4, 128);
+  ForestLaunchOptions o = v2_options(8);
+  o.wgmma_version = 2;
+  const ForestLaunchPlan a = build_forest_launch_plan(fd.plan, shape, fd.layout, o);
+  o.wgmma_version = 3;
+  const ForestLaunchPlan b = build_forest_launch_plan(fd.plan, shape, fd.layout, o);
+  EXPECT_EQ(a.wgmma_version, 2);
+  EXPECT_EQ(b.wgmma_version, 3);
+  EXPECT_EQ(a.summary().substr(0, 3), "v2:");
+  EXPECT_EQ(b.summary().substr(0, 3), "v3:");
+  ASSERT_EQ(a.units.size(), b.units.size());
+  EXPECT_EQ(a.num_wide_units, b.num_wide_units);
+  EXPECT_EQ(a.num_tensor_ctas, b.num_tensor_ctas);
+  EXPECT_EQ(a.merge_slots, b.merge_slots);
+  for (int bad : {0, 1, 4}) {
+    o.wgmma_version = bad;
+    EXPECT_THROW(build_forest_launch_plan(fd.plan, shape, fd.layout, o), Error);
+  }
+}
+
 TEST(ForestLaunchPlanV2, LeavesOnlyOrWideOnly) {
   const ForestDecode leaves = build_forest_decode(two_level_forest(0, {5, 90, 33}), 16, 2, 64, 0);
   const ForestLaunchPlan a = build_forest_launch_plan(leaves.plan, shape_of(4, 2, 64), leaves.layout, v2_options(4));

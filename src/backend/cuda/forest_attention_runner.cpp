@@ -8,11 +8,14 @@ namespace canopy::cuda {
 ForestLaunchOptions forest_options_for_current_device(int head_dim, bool allow_v2) {
   CANOPY_CHECK(kernels::forest_head_dim_supported(head_dim), "GPU attention: head_dim {} is not supported (64 or 128)",
                head_dim);
-  // CANOPY_FOREST_KERNEL=v1 forces the portable kernel (e.g. to compare, or to rule v2 out).
+  // CANOPY_FOREST_KERNEL=v1|v2|v3 forces a kernel (e.g. to compare, or to rule one out); v2 and v3
+  // fall back to v1 where the wgmma kernel cannot run.
+  int wgmma_version = 3;
   if (const char* forced = std::getenv("CANOPY_FOREST_KERNEL"); forced != nullptr) {
-    CANOPY_CHECK(std::strcmp(forced, "v1") == 0 || std::strcmp(forced, "v2") == 0,
-                 "CANOPY_FOREST_KERNEL={}: expected v1 or v2", forced);
+    CANOPY_CHECK(std::strcmp(forced, "v1") == 0 || std::strcmp(forced, "v2") == 0 || std::strcmp(forced, "v3") == 0,
+                 "CANOPY_FOREST_KERNEL={}: expected v1, v2 or v3", forced);
     if (std::strcmp(forced, "v1") == 0) allow_v2 = false;
+    if (std::strcmp(forced, "v2") == 0) wgmma_version = 2;
   }
   ForestLaunchOptions o;
   int device = 0;
@@ -23,8 +26,15 @@ ForestLaunchOptions forest_options_for_current_device(int head_dim, bool allow_v
     CANOPY_CUDA_CHECK(kernels::forest_sm90_kernel_info(head_dim, &info));
     if (info.ctas_per_sm >= 1) {
       o.kernel = ForestKernel::kWgmma;
+      o.wgmma_version = wgmma_version;
       o.ctas_per_sm = 1;  // persistent: one CTA per SM
-      o.wgmma_sm_flops_per_ns = 600e12 / o.num_sms / 1e9;
+      // The tensor CTAs' wgmma rate decides how many CTAs start on shared nodes: v2 measured
+      // ~270 TFLOP/s on the H100 (shared nodes alone, 2026-11-25; the model had assumed 600 and
+      // gave them too few CTAs: the tensor-CTA sweep was fastest at 99-132 on most 32/8 shapes).
+      // v3: 350, the low end of its prediction (450-550): too slow a rate costs less than too
+      // fast a one (tensor CTAs join the leaves when the shared nodes are done; leaf CTAs never
+      // take shared nodes). To be replaced by v3's measurement.
+      o.wgmma_sm_flops_per_ns = (wgmma_version == 3 ? 350e12 : 270e12) / o.num_sms / 1e9;
       return o;
     }
   }
@@ -109,6 +119,8 @@ kernels::ForestAttentionParams ForestAttention::launch_params(const uint16_t* q,
   p.num_tensor_ctas = lp.num_tensor_ctas;
   p.work_state = work_state_.data();
   p.timeline = timeline_;
+  p.wide_pipeline = lp.wgmma_version;
+  p.leaf_prefetch_window = lp.leaf_prefetch_window;
   p.merge_offsets = merge_offsets_.data();
   p.merge_slots = merge_slots_.data();
   p.partial_o = partial_o_.data();

@@ -22,9 +22,10 @@
 
 namespace canopy::cuda {
 
-// Options from the current device (SM count, occupancy of the kernel for this head_dim). The v2
-// kernel (wgmma) is chosen where it runs (sm_90a build, compute capability 9.0) unless allow_v2 is
-// false or the environment sets CANOPY_FOREST_KERNEL=v1; v1 everywhere else.
+// Options from the current device (SM count, occupancy of the kernel for this head_dim). The wgmma
+// kernel with the v3 wide pipeline is chosen where it runs (sm_90a build, compute capability 9.0)
+// unless allow_v2 is false; v1 everywhere else. CANOPY_FOREST_KERNEL=v1|v2|v3 forces one (v2 and
+// v3 only where the wgmma kernel runs).
 ForestLaunchOptions forest_options_for_current_device(int head_dim, bool allow_v2 = true);
 
 class ForestAttention {
@@ -39,7 +40,7 @@ class ForestAttention {
   void run(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out, float* lse_out,
            cudaStream_t stream, kernels::ForestOutputMode mode = kernels::ForestOutputMode::kFusedMerge);
 
-  // v2 only, for benchmarks: later runs record each CTA's timeline (kernels/forest_attention.h) into
+  // wgmma kernel only, for benchmarks: later runs record each CTA's timeline (kernels/forest_attention.h) into
   // `device_timeline` ([grid CTAs x 3] int64, device memory), or stop with nullptr.
   void set_timeline(int64_t* device_timeline) { timeline_ = device_timeline; }
 

@@ -35,10 +35,10 @@ struct CostedUnit {
 std::string ForestLaunchPlan::summary() const {
   if (kernel == ForestKernel::kWgmma)
     return fmt::format(
-        "v2: {} units ({} wide, {} narrow), {} CTAs ({} start on wide units), {} split items, {} slots, makespan "
-        "model {:.1f} us",
-        units.size(), wide_units, narrow_units, grid_ctas, num_tensor_ctas, split_items, num_slots,
-        predicted_makespan_ns / 1e3);
+        "v{}: {} units ({} wide, {} narrow), {} CTAs ({} start on wide units), {} split items, {} slots, leaf "
+        "prefetch {}, makespan model {:.1f} us",
+        wgmma_version, units.size(), wide_units, narrow_units, grid_ctas, num_tensor_ctas, split_items, num_slots,
+        leaf_prefetch_window, predicted_makespan_ns / 1e3);
   return fmt::format(
       "v1: {} units ({} wide, {} narrow) in {} CTAs, {} split items, {} slots, {:.1f} SM-us of work, makespan model "
       "{:.1f} us",
@@ -343,6 +343,9 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
   lp.num_slots = next_slot;
 
   lp.kernel = options.kernel;
+  CANOPY_CHECK(options.wgmma_version == 2 || options.wgmma_version == 3,
+               "GPU attention: wgmma kernel version {} (expected 2 or 3)", options.wgmma_version);
+  lp.wgmma_version = options.wgmma_version;
   if (v2) {
     // Two queues: wide units, then narrow units, each longest first; equal costs keep the plan's
     // order (the token tiles of one KV range side by side: they share it through L2).
@@ -369,6 +372,10 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
     lp.num_wide_units = lp.wide_units;
     lp.num_tensor_ctas = lp.wide_units > 0 ? std::max(tensor_ctas, 1) : 0;
     lp.grid_ctas = G;
+    CANOPY_CHECK(options.leaf_prefetch_window >= -1, "GPU attention: leaf prefetch window {} (expected >= -1)",
+                 options.leaf_prefetch_window);
+    if (lp.wgmma_version == 3 && lp.narrow_units > 0)
+      lp.leaf_prefetch_window = options.leaf_prefetch_window < 0 ? 2 * G : options.leaf_prefetch_window;
     lp.predicted_makespan_ns = makespan_v2;
     lp.cta_offsets.clear();
     return lp;

@@ -34,11 +34,17 @@ namespace canopy::cuda {
 
 enum class ForestKernel : int32_t {
   kMmaSync = 0,  // v1: forest_attention.cuh (sm_80+)
-  kWgmma = 1,    // v2: forest_attention_sm90.cuh (sm_90a)
+  kWgmma = 1,    // v2 and v3: forest_attention_sm90.cuh (sm_90a); wgmma_version picks the wide pipeline
 };
 
 struct ForestLaunchOptions {
   ForestKernel kernel = ForestKernel::kMmaSync;
+  // kWgmma only: the wide-mode consumer pipeline, 2 (v2) or 3 (v3: softmax under the GEMMs,
+  // ping-pong of the consumer warpgroups). Same units, queues and geometry.
+  int wgmma_version = 3;
+  // v3: an idle warp per CTA pulls leaves this many units ahead of the leaf queue into L2; -1: two
+  // per CTA of the grid (~17 MB of 128-key leaves at D = 128: well inside L2), 0: off.
+  int leaf_prefetch_window = -1;
   int num_sms = 132;
   int ctas_per_sm = 2;
   // Cost model of one SM running one unit (ordering and split decisions only).
@@ -50,7 +56,7 @@ struct ForestLaunchOptions {
 
   // v2 model (one SM = one persistent CTA): wgmma rate of a tensor CTA, streaming rate of a CTA of
   // leaf warps, DRAM bandwidth of the whole GPU. Predictions, to be calibrated by measurement.
-  double wgmma_sm_flops_per_ns = 600e12 / 132.0 / 1e9;
+  double wgmma_sm_flops_per_ns = 350e12 / 132.0 / 1e9;  // v3 (the runner sets v2's measured 270)
   double wide_sm_bytes_per_ns = 60e9 / 1e9;  // a tensor CTA streaming a shared node's KV (few rows per unit)
   double leaf_sm_bytes_per_ns = 40e9 / 1e9;
   double dram_bytes_per_ns = 3.0e12 / 1e9;
@@ -61,6 +67,8 @@ struct ForestLaunchOptions {
 
 struct ForestLaunchPlan {
   ForestKernel kernel = ForestKernel::kMmaSync;
+  int32_t wgmma_version = 3;  // kWgmma: ForestAttentionParams::wide_pipeline
+  int32_t leaf_prefetch_window = 0;  // kWgmma v3: ForestAttentionParams::leaf_prefetch_window
   int32_t num_tokens = 0;
   int32_t num_slots = 0;  // plan slots first, then the slots of split pieces and empty tokens
   std::vector<kernels::ForestUnit> units;  // v1: execution order, grouped by CTA; v2: wide, then narrow

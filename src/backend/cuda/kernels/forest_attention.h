@@ -72,14 +72,20 @@ struct ForestAttentionParams {
   float* lse_out;      // f32 [num_tokens, Hq], may be null (kFusedMerge)
   int32_t* counters;   // [num_tokens, Hkv], zero before the first launch; left zero by each launch
   // v2 only: units[0, num_wide_units) are wide, the rest narrow; CTAs [0, num_tensor_ctas) start
-  // with the wide queue, the others with the narrow one; work_state [3] (wide head, narrow head,
-  // CTAs done) is zero before the first launch and left zero by each launch.
+  // with the wide queue, the others with the narrow one; work_state [4] (wide head, narrow head,
+  // CTAs done, leaf prefetch head) is zero before the first launch and left zero by each launch.
   int32_t num_wide_units = 0;
   int32_t num_tensor_ctas = 0;
   int32_t* work_state = nullptr;
   // v2, optional (benchmarks): per CTA [3] globaltimer ns at start, at the end of its wide units
   // (tensor CTAs; 0 otherwise) and at its end.
   int64_t* timeline = nullptr;
+  // v2 kernel's wide-mode consumer: 2 (v2: softmax after both GEMMs of a tile) or 3 (v3: softmax of
+  // the next tile under this tile's P V, ping-pong of the two consumer warpgroups).
+  int32_t wide_pipeline = 3;
+  // v3: leaves at most this many units ahead of the leaf queue's head are pulled into L2 by one
+  // otherwise idle warp of each CTA in narrow mode (work_state[3]: the prefetch head); 0: none.
+  int32_t leaf_prefetch_window = 0;
   int32_t num_units = 0;
   int32_t num_ctas = 0;    // the grid (v1: one wide unit or up to 4 narrow units per CTA; v2: persistent CTAs)
   int32_t num_tokens = 0;

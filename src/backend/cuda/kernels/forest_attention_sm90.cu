@@ -7,43 +7,43 @@ namespace canopy::kernels {
 
 namespace {
 
-template <int kD>
+template <int kD, bool kV3>
 cudaError_t configure_sm90() {
   using C = ForestConfigSm90<kD>;
-  static std::atomic<uint64_t> configured{0};
+  static std::atomic<uint64_t> configured{0};  // one per instantiation
   int device = 0;
   cudaError_t err = cudaGetDevice(&device);
   if (err != cudaSuccess) return err;
   const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
   if (bit != 0 && (configured.load(std::memory_order_acquire) & bit) != 0) return cudaSuccess;
-  err = cudaFuncSetAttribute(forest_attention_sm90_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  err = cudaFuncSetAttribute(forest_attention_sm90_kernel<kD, kV3>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              C::kSmemBytes);
   if (err != cudaSuccess) return err;
-  err = cudaFuncSetAttribute(forest_attention_sm90_kernel<kD>, cudaFuncAttributePreferredSharedMemoryCarveout,
+  err = cudaFuncSetAttribute(forest_attention_sm90_kernel<kD, kV3>, cudaFuncAttributePreferredSharedMemoryCarveout,
                              cudaSharedmemCarveoutMaxShared);
   if (err != cudaSuccess) return err;
   configured.fetch_or(bit, std::memory_order_release);
   return cudaSuccess;
 }
 
-template <int kD>
+template <int kD, bool kV3>
 cudaError_t launch_sm90(const ForestAttentionParams& p, cudaStream_t stream) {
   using C = ForestConfigSm90<kD>;
   if (p.num_ctas <= 0) return cudaSuccess;
-  const cudaError_t err = configure_sm90<kD>();
+  const cudaError_t err = configure_sm90<kD, kV3>();
   if (err != cudaSuccess) return err;
-  forest_attention_sm90_kernel<kD><<<p.num_ctas, C::kThreads, C::kSmemBytes, stream>>>(p);
+  forest_attention_sm90_kernel<kD, kV3><<<p.num_ctas, C::kThreads, C::kSmemBytes, stream>>>(p);
   return cudaGetLastError();
 }
 
-template <int kD>
+template <int kD, bool kV3>
 cudaError_t update_node_sm90(cudaGraphExec_t exec, cudaGraphNode_t node, const ForestAttentionParams& p) {
   using C = ForestConfigSm90<kD>;
   if (p.num_ctas <= 0) return cudaErrorInvalidValue;  // a captured launch always has CTAs
   ForestAttentionParams arg = p;  // copied into the node by the call
   void* args[] = {&arg};
   cudaKernelNodeParams n{};
-  n.func = reinterpret_cast<void*>(forest_attention_sm90_kernel<kD>);
+  n.func = reinterpret_cast<void*>(forest_attention_sm90_kernel<kD, kV3>);
   n.gridDim = dim3(static_cast<unsigned>(p.num_ctas));
   n.blockDim = dim3(C::kThreads);
   n.sharedMemBytes = C::kSmemBytes;
@@ -60,9 +60,11 @@ cudaError_t info_sm90(ForestKernelInfo* info) {
   info->narrow_rows = C::kLeafRows;
   info->tile_keys = C::kTileKeys;
   info->ctas_per_sm = 0;
-  const cudaError_t err = configure_sm90<kD>();
+  // Both pipelines have the same geometry; configure both (either may be launched).
+  cudaError_t err = configure_sm90<kD, false>();
+  if (err == cudaSuccess) err = configure_sm90<kD, true>();
   if (err != cudaSuccess) return err;
-  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&info->ctas_per_sm, forest_attention_sm90_kernel<kD>,
+  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&info->ctas_per_sm, forest_attention_sm90_kernel<kD, true>,
                                                        C::kThreads, C::kSmemBytes);
 }
 
@@ -83,7 +85,7 @@ bool forest_sm90_available() {
   if (major != 9 || minor != 0) return false;
   // The build must hold sm_90a machine code (an sm_80 binary of this kernel only traps).
   cudaFuncAttributes attr{};
-  if (cudaFuncGetAttributes(&attr, forest_attention_sm90_kernel<128>) != cudaSuccess) {
+  if (cudaFuncGetAttributes(&attr, forest_attention_sm90_kernel<128, true>) != cudaSuccess) {
     (void)cudaGetLastError();
     return false;
   }
@@ -98,14 +100,17 @@ cudaError_t forest_sm90_kernel_info(int head_dim, ForestKernelInfo* info) {
 
 cudaError_t update_forest_attention_sm90_node(cudaGraphExec_t exec, cudaGraphNode_t node,
                                               const ForestAttentionParams& params) {
-  if (params.head_dim == 64) return update_node_sm90<64>(exec, node, params);
-  if (params.head_dim == 128) return update_node_sm90<128>(exec, node, params);
+  const bool v3 = params.wide_pipeline == 3;
+  if (params.head_dim == 64) return v3 ? update_node_sm90<64, true>(exec, node, params) : update_node_sm90<64, false>(exec, node, params);
+  if (params.head_dim == 128)
+    return v3 ? update_node_sm90<128, true>(exec, node, params) : update_node_sm90<128, false>(exec, node, params);
   return cudaErrorInvalidValue;
 }
 
 cudaError_t launch_forest_attention_sm90(const ForestAttentionParams& params, cudaStream_t stream) {
-  if (params.head_dim == 64) return launch_sm90<64>(params, stream);
-  if (params.head_dim == 128) return launch_sm90<128>(params, stream);
+  const bool v3 = params.wide_pipeline == 3;
+  if (params.head_dim == 64) return v3 ? launch_sm90<64, true>(params, stream) : launch_sm90<64, false>(params, stream);
+  if (params.head_dim == 128) return v3 ? launch_sm90<128, true>(params, stream) : launch_sm90<128, false>(params, stream);
   return cudaErrorInvalidValue;
 }
 

@@ -1,4 +1,4 @@
-// The v2 forest attention kernel (sm_90a): one persistent CTA per SM, shared nodes on wgmma, leaves
+// The v2/v3 forest attention kernel (sm_90a): one persistent CTA per SM, shared nodes on wgmma, leaves
 // streamed by independent warps. Interface and unit semantics: forest_attention.h; geometry and
 // shared-memory layouts: forest_layout_sm90.h; the portable sm_80 kernel: forest_attention.cuh.
 //
@@ -8,7 +8,7 @@
 // then leaves; the other CTAs take only leaves. So the tensor cores chew shared prefixes on some
 // SMs while the others stream leaves at full bandwidth, and the tensor CTAs join the leaves when
 // the shared nodes are done (the planner errs towards more tensor CTAs: they can always help with
-// leaves, while leaf CTAs never take wide units -- ptxas keeps the leaf code within its 224 registers
+// leaves, while leaf CTAs never take wide units -- ptxas keeps the leaf code within its registers
 // only when it follows the wgmma code in program order).
 //
 // Wide mode, per CTA: warpgroup 2 produces (cp.async of each unit's Q rows and its K/V tiles into
@@ -19,6 +19,15 @@
 // tile's S is issued together with this tile's P V, so the tensor core sees them back to back.
 // Units flow from the producer to the consumers through a 2-entry ring (mbarriers); Q buffers
 // alternate between units, so the next unit's Q and first tiles load while this one finishes.
+//
+// The v3 wide pipeline (template flag kV3, ForestAttentionParams::wide_pipeline == 3; same units,
+// queues, producer, leaves and epilogues): per tile, S of the next tile and P V of this one are
+// issued back to back and the softmax of the next tile runs as soon as its S lands (wait_group 1),
+// under this warpgroup's P V; the two consumer warpgroups take turns at the tensor core (named
+// barriers 4 and 5: ping-pong), so one's softmax runs under the other's GEMMs; exp2 with the
+// scale folded into one FFMA per score; O rescaled only where the row maximum moved; part (D=128)
+// or all (D=64) of Q kept in registers as the A operand of S (RS wgmma), less shared-memory
+// traffic per GEMM.
 //
 // Narrow mode, per warp: a cp.async ring of 16-key tiles that runs across consecutive leaves (the
 // next leaf's Q and first tiles load while this one computes), mma.sync m16n8k16 as in v1.
@@ -63,7 +72,7 @@ __device__ __forceinline__ int unit_tiles(const ForestUnit& u, int tile_keys) {
 // rows at or past kv_end are zero-filled. Rows come in segments of kSeg rows; with one_block (the
 // caller knows each segment lies in one block) pages[s] is segment s's block and rows need no
 // lookup of their own. kUnroll: unrolled rows (the leaf warps, with registers to spare) or a
-// compact loop (the producer warps, which run on 56 registers). kStreamOnce: the rows are read by
+// compact loop (the producer warps, which run on 40 registers). kStreamOnce: the rows are read by
 // no other CTA (leaves): evict them from L2 first.
 template <int kD, int kRows, int kStep, int kSeg, bool kUnroll, bool kStreamOnce, typename Dst>
 __device__ __forceinline__ void copy_kv_rows(const ForestAttentionParams& p, const ForestUnit& u, int key0, int chunk,
@@ -310,13 +319,51 @@ __device__ __forceinline__ void wide_epilogue(const ForestAttentionParams& p, co
   }
 }
 
-template <int kD>
+// v3 ping-pong: warpgroup wg may issue its GEMMs once the other one has issued its own (named
+// barrier kBarrierTurn + wg: 128 threads wait, the other warpgroup's 128 arrive). Warpgroup 1
+// lends warpgroup 0 the first turn; every unit runs 1 + n_tiles turns in both warpgroups (an idle
+// warpgroup takes its turns too), and warpgroup 0 takes the last lent turn back when the wide
+// mode ends, so that both barriers end balanced.
+inline constexpr uint32_t kBarrierTurn = 4;  // ids 4 and 5
+// (Immediate barrier ids: a register id makes ptxas reserve all 16 barriers.)
+__device__ __forceinline__ void pingpong_wait(int wg) {
+  if (wg == 0) {
+    named_barrier_sync(kBarrierTurn, 256);
+  } else {
+    named_barrier_sync(kBarrierTurn + 1, 256);
+  }
+}
+__device__ __forceinline__ void pingpong_pass(int wg) {
+  if (wg == 0) {
+    named_barrier_arrive(kBarrierTurn + 1, 256);
+  } else {
+    named_barrier_arrive(kBarrierTurn, 256);
+  }
+}
+
+__device__ __forceinline__ float exp2_approx(float x) {
+#if defined(__CUDA_ARCH__)
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+#else
+  return exp2f(x);
+#endif
+}
+
+template <int kD, bool kV3>
 __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, uint32_t base, uint32_t ctrl,
                                               const int* ring, uint8_t* last_flags, int wg, int ctid) {
   using C = ForestConfigSm90<kD>;
   constexpr int kKSteps = kD / 16;       // k16 steps of S = Q K^T
   constexpr int kPSteps = C::kTileKeys / 16;  // k16 steps of O += P V
   constexpr int kSN = 32;                // S accumulators per thread (m64n64)
+  // v3: k16 steps of S whose Q fragment stays in registers (the rest read Q from shared memory):
+  // all of them at D = 64; four of eight at D = 128 (ptxas -v, nvcc 13.0, with the unit's
+  // descriptor read from memory where used: all eight serialize the wgmmas for want of registers
+  // (C7512), five or six spill, four fit with no spill).
+  constexpr int kQRegSteps = kD == 64 ? kKSteps : 4;
+  constexpr bool kQAllInRegs = kQRegSteps == kKSteps;
   const int wtid = ctid % 128;           // thread in the warpgroup
   const int warp = wtid / 32;
   const int lane = wtid % 32;
@@ -327,6 +374,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
   const int row[2] = {wg * C::kWgRows + warp * 16 + gid, wg * C::kWgRows + warp * 16 + gid + 8};
 
   int units = 0, tiles = 0, qloads = 0;
+  if (kV3 && wg == 1) pingpong_pass(wg);  // warpgroup 0 goes first
   for (;;) {
     // ---- the next unit
     const int slot = units & 1;
@@ -335,8 +383,11 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     __syncwarp();
     if (lane == 0) mbar_arrive(ctrl + C::kBarUnitEmpty + 8 * slot);
     ++units;
-    if (idx < 0) break;
-    const ForestUnit u = p.units[idx];
+    if (idx < 0) {
+      if (kV3 && wg == 0) pingpong_wait(wg);  // the turn warpgroup 1 passed last
+      break;
+    }
+    const ForestUnit& u = p.units[idx];  // fields reloaded where used (L1): no registers across the tile loop
     const int n_tiles = unit_tiles(u, C::kTileKeys);
     const int rows = u.q_count * group;
     const bool active = wg * C::kWgRows < rows;  // warpgroup-uniform
@@ -359,8 +410,16 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       // No rows here: keep the barriers' counts (and the pace of the producer) without computing.
       mbar_wait(ctrl + C::kBarQFull + 8 * qbuf, q_parity);
       release_q();
+      if constexpr (kV3) {  // the active warpgroup's turns: 1 + n_tiles
+        pingpong_wait(wg);
+        pingpong_pass(wg);
+      }
       for (int t = 0; t < n_tiles; ++t) {
         mbar_wait(ctrl + C::kBarFull + 8 * stage_of(t), full_parity(t));
+        if constexpr (kV3) {
+          pingpong_wait(wg);
+          pingpong_pass(wg);
+        }
         release_stage(t);
       }
       tiles += n_tiles;
@@ -391,8 +450,39 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     float row_m[2] = {neg_inf, neg_inf};
     float row_l[2] = {0.0f, 0.0f};
     float s[kSN];
-    uint32_t pa[kPSteps][4];
+    uint32_t pa[1][kPSteps][4];  // P of a tile as the bf16 A operand of P V
 
+    // v3: this warp's 16 Q rows as A fragments (per k16 step: the mma.m16n8k16 A fragment, read
+    // with ldmatrix from the 128-byte-swizzled Q buffer), so S = Q K^T reads only K from shared
+    // memory (SS wgmma re-reads Q for every instruction: a third of the CTA's shared-memory
+    // traffic). Lane l addresses row l % 8 + 8 ((l / 8) % 2) of the warp, chunk 2 ks + l / 16.
+    uint32_t qf[kV3 ? kQRegSteps : 1][4];
+    auto load_q_frags = [&] {
+      const int r = warp * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
+      CANOPY_UNROLL
+      for (int ks = 0; ks < (kV3 ? kQRegSteps : 0); ++ks) {
+        const int chunk = 2 * ks + (lane >> 4);
+        ldmatrix_x4(qf[ks], q_addr + static_cast<uint32_t>(sw128_offset(r, chunk, C::kWgRows)));
+      }
+    };
+    auto issue_s_rs = [&](int t) {
+      const uint32_t k_addr = base + C::kStageOffset + stage_of(t) * C::kStageBytes;
+      CANOPY_UNROLL
+      for (int i = 0; i < kSN; ++i) reg_fence(s[i]);
+      wgmma_fence();
+      CANOPY_UNROLL
+      for (int ks = 0; ks < (kV3 ? kKSteps : 0); ++ks) {
+        const uint32_t koff = static_cast<uint32_t>((ks / 4) * C::kRegionBytes64 + (ks % 4) * 32);
+        if (ks < kQRegSteps) {
+          wgmma_m64n64k16_rs_kmajor(s, qf[ks < kQRegSteps ? ks : 0], wgmma_desc_sw128(k_addr + koff, 16, 1024),
+                                    ks > 0 ? 1 : 0);
+        } else {
+          wgmma_m64n64k16_ss(s, wgmma_desc_sw128(q_addr + koff, 16, 1024), wgmma_desc_sw128(k_addr + koff, 16, 1024),
+                             ks > 0 ? 1 : 0);
+        }
+      }
+      wgmma_commit();
+    };
     auto issue_s = [&](int t) {
       const uint32_t k_addr = base + C::kStageOffset + stage_of(t) * C::kStageBytes;
       CANOPY_UNROLL
@@ -406,25 +496,90 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       }
       wgmma_commit();
     };
-    auto issue_pv = [&](int t) {
+    auto issue_pv = [&](int t, uint32_t (&pb)[kPSteps][4]) {
       const uint32_t v_addr = base + C::kStageOffset + stage_of(t) * C::kStageBytes + C::kTileBytes;
       CANOPY_UNROLL
       for (int i = 0; i < WideAcc<kD>::kN; ++i) reg_fence(acc.o[i]);
       CANOPY_UNROLL
       for (int kk = 0; kk < kPSteps; ++kk)
         CANOPY_UNROLL
-        for (int i = 0; i < 4; ++i) reg_fence(pa[kk][i]);
+        for (int i = 0; i < 4; ++i) reg_fence(pb[kk][i]);
       wgmma_fence();
       CANOPY_UNROLL
       for (int kk = 0; kk < kPSteps; ++kk)
-        pv_mma<kD>(acc, pa[kk], wgmma_desc_sw128(v_addr + kk * 16 * 128, C::kRegionBytes64, 1024));
+        pv_mma<kD>(acc, pb[kk], wgmma_desc_sw128(v_addr + kk * 16 * 128, C::kRegionBytes64, 1024));
       wgmma_commit();
     };
-    auto settle = [&] {  // after wgmma_wait: the accumulators are final
+    auto settle_s = [&] {  // after a wgmma_wait that retired S: the scores are final
       CANOPY_UNROLL
       for (int i = 0; i < kSN; ++i) reg_fence(s[i]);
+    };
+    auto settle = [&] {  // after wgmma_wait<0>: every accumulator is final
+      settle_s();
       CANOPY_UNROLL
       for (int i = 0; i < WideAcc<kD>::kN; ++i) reg_fence(acc.o[i]);
+    };
+    // The scores of a tile (m64n64 accumulator layout) -> bf16 A fragments of P V's four k16 steps.
+    auto pack_p = [&](uint32_t (&pb)[kPSteps][4]) {
+      CANOPY_UNROLL
+      for (int kk = 0; kk < kPSteps; ++kk) {
+        pb[kk][0] = pack_bf16x2(s[4 * (2 * kk) + 0], s[4 * (2 * kk) + 1]);
+        pb[kk][1] = pack_bf16x2(s[4 * (2 * kk) + 2], s[4 * (2 * kk) + 3]);
+        pb[kk][2] = pack_bf16x2(s[4 * (2 * kk + 1) + 0], s[4 * (2 * kk + 1) + 1]);
+        pb[kk][3] = pack_bf16x2(s[4 * (2 * kk + 1) + 2], s[4 * (2 * kk + 1) + 3]);
+      }
+    };
+    // v3 softmax of tile t's raw scores, in place (s = unnormalized probabilities): the scale is
+    // folded into one FFMA per score (max taken on raw scores: the scale is positive), exp2 on the
+    // fast path; O is *not* touched (its P V may be in flight): alpha[h] is the factor to rescale
+    // row h with once it has retired.
+    auto softmax_v3 = [&](int t, float (&alpha)[2]) {
+      const int tile_key0 = u.kv_begin + t * C::kTileKeys;
+      const bool need_mask = tile_key0 + C::kTileKeys > u.kv_end || tile_key0 + C::kTileKeys > u.mask_from;
+      const float scale = p.scale_log2;
+      if (need_mask) {
+        CANOPY_UNROLL
+        for (int j = 0; j < 8; ++j)
+          CANOPY_UNROLL
+          for (int e = 0; e < 4; ++e) {
+            const int key = tile_key0 + 8 * j + 2 * t4 + (e & 1);
+            if (key >= u.kv_end || u.kv_pos0 + key > qpos[e >> 1]) s[4 * j + e] = neg_inf;
+          }
+      }
+      CANOPY_UNROLL
+      for (int h = 0; h < 2; ++h) {
+        float mx = neg_inf;
+        CANOPY_UNROLL
+        for (int j = 0; j < 8; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(row_m[h], mx * scale);
+        const float m_use = m_new == neg_inf ? 0.0f : m_new;  // a row with no key yet: exp2(-inf) = 0
+        alpha[h] = exp2_approx(row_m[h] - m_use);
+        row_m[h] = m_new;
+        float sum = 0.0f;
+        CANOPY_UNROLL
+        for (int j = 0; j < 8; ++j)
+          CANOPY_UNROLL
+          for (int e = 0; e < 2; ++e) {
+            float& x = s[4 * j + 2 * h + e];
+            x = exp2_approx(fmaf(x, scale, -m_use));
+            sum += x;
+          }
+        row_l[h] = row_l[h] * alpha[h] + sum;  // per-thread partial sum; the quad's are added at the end
+      }
+    };
+    // O *= alpha per row, skipped for a thread whose rows kept their maximum (alpha == 1: most
+    // tiles once the running maximum has settled).
+    auto rescale_o = [&](const float (&alpha)[2]) {
+      if (alpha[0] == 1.0f && alpha[1] == 1.0f) return;
+      CANOPY_UNROLL
+      for (int j = 0; j < kD / 8; ++j) {
+        acc.o[4 * j + 0] *= alpha[0];
+        acc.o[4 * j + 1] *= alpha[0];
+        acc.o[4 * j + 2] *= alpha[1];
+        acc.o[4 * j + 3] *= alpha[1];
+      }
     };
     // Scale, mask and online softmax of tile t's scores; P (bf16) -> pa; rescales acc.
     auto softmax = [&](int t) {
@@ -457,35 +612,79 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
           acc.o[4 * j + 2 * h + 1] *= alpha;
         }
       }
-      CANOPY_UNROLL
-      for (int kk = 0; kk < kPSteps; ++kk) {
-        pa[kk][0] = pack_bf16x2(s[4 * (2 * kk) + 0], s[4 * (2 * kk) + 1]);
-        pa[kk][1] = pack_bf16x2(s[4 * (2 * kk) + 2], s[4 * (2 * kk) + 3]);
-        pa[kk][2] = pack_bf16x2(s[4 * (2 * kk + 1) + 0], s[4 * (2 * kk + 1) + 1]);
-        pa[kk][3] = pack_bf16x2(s[4 * (2 * kk + 1) + 2], s[4 * (2 * kk + 1) + 3]);
-      }
+      pack_p(pa[0]);
     };
 
     mbar_wait(ctrl + C::kBarQFull + 8 * qbuf, q_parity);
     mbar_wait(ctrl + C::kBarFull + 8 * stage_of(0), full_parity(0));
-    issue_s(0);
-    wgmma_wait<0>();
-    settle();
-    if (n_tiles == 1) release_q();
-    softmax(0);
-    for (int t = 0; t < n_tiles; ++t) {
-      issue_pv(t);
-      if (t + 1 < n_tiles) {
-        mbar_wait(ctrl + C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
-        issue_s(t + 1);
-      }
+    if constexpr (!kV3) {
+      // v2: per tile, P V of this tile and S of the next go to the tensor core together; the
+      // softmax waits for both (the two warpgroups overlap only as far as they drift apart).
+      issue_s(0);
       wgmma_wait<0>();
       settle();
-      release_stage(t);
-      if (t + 1 < n_tiles) {
-        if (t + 2 == n_tiles) release_q();
-        softmax(t + 1);
+      if (n_tiles == 1) release_q();
+      softmax(0);
+      for (int t = 0; t < n_tiles; ++t) {
+        issue_pv(t, pa[0]);
+        if (t + 1 < n_tiles) {
+          mbar_wait(ctrl + C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
+          issue_s(t + 1);
+        }
+        wgmma_wait<0>();
+        settle();
+        release_stage(t);
+        if (t + 1 < n_tiles) {
+          if (t + 2 == n_tiles) release_q();
+          softmax(t + 1);
+        }
       }
+    } else {
+      // v3 (FA3's intra-warpgroup overlap): S of tile t + 1 is issued before P V of tile t; once
+      // S lands (wait_group 1: the P V may still run) the softmax of tile t + 1 (max, exp2, sums)
+      // runs under this warpgroup's own P V. Only after that P V has retired is P packed into the
+      // A-operand registers it was reading and O rescaled (no non-wgmma instruction may touch a
+      // wgmma's accumulators while any wgmma is in flight: ptxas would serialize every wgmma).
+      // The two warpgroups take turns at the tensor core (named barriers, ping-pong): one issues
+      // its GEMMs while the other runs its softmax.
+      float alpha[2] = {1.0f, 1.0f};
+      load_q_frags();
+      if (kQAllInRegs) release_q();  // Q lives in registers now: the next unit's Q may load
+      pingpong_wait(wg);
+      issue_s_rs(0);
+      pingpong_pass(wg);
+      wgmma_wait<0>();
+      settle_s();
+      if (!kQAllInRegs && n_tiles == 1) release_q();  // S of the last tile has read Q
+      softmax_v3(0, alpha);
+      pack_p(pa[0]);
+      // Every tile but the last (straight-line code between the issues and the waits: with the
+      // issue of S under a condition ptxas cannot tell that wait_group 1 retired S, and
+      // serializes every wgmma).
+      for (int t = 0; t + 1 < n_tiles; ++t) {
+        // The data first, then the turn: a warpgroup never holds the tensor core's turn while it
+        // waits for a tile.
+        mbar_wait(ctrl + C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
+        pingpong_wait(wg);
+        issue_s_rs(t + 1);
+        issue_pv(t, pa[0]);
+        pingpong_pass(wg);
+        wgmma_wait<1>();  // S(t + 1) has landed; P V(t) may still run
+        settle_s();
+        if (!kQAllInRegs && t + 2 == n_tiles) release_q();  // S of the last tile has read Q
+        softmax_v3(t + 1, alpha);
+        wgmma_wait<0>();
+        settle();
+        release_stage(t);
+        pack_p(pa[0]);
+        rescale_o(alpha);  // by tile t + 1's factor, before its P V
+      }
+      pingpong_wait(wg);
+      issue_pv(n_tiles - 1, pa[0]);
+      pingpong_pass(wg);
+      wgmma_wait<0>();
+      settle();
+      release_stage(n_tiles - 1);
     }
     tiles += n_tiles;
 
@@ -847,7 +1046,47 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
 }
 
 // =============================================================================================
+// Narrow mode, one warp of the feeding warpgroup (idle otherwise): pulls the K and V blocks of the
+// leaves just ahead of the leaf queue into L2 (one bulk prefetch per block and KV head), so the
+// leaf warps' copies hit L2 instead of DRAM. Leaves are taken from their own head (work_state[3])
+// and prefetched only while at most leaf_prefetch_window units ahead of the leaf queue's head
+// (work_state[1]): L2 keeps them until they are read. A leaf already taken is skipped.
 template <int kD>
+__device__ __forceinline__ void prefetch_leaves(const ForestAttentionParams& p, int lane) {
+  const int n_narrow = p.num_units - p.num_wide_units;
+  const size_t head_bytes = static_cast<size_t>(p.block_size) * kD * 2;  // one KV head of one block
+  const size_t block_stride = static_cast<size_t>(p.num_kv_heads) * head_bytes;
+  const volatile int32_t* leaf_head = p.work_state + 1;
+  for (;;) {
+    int i = 0;
+    if (lane == 0) i = atomicAdd(p.work_state + 3, 1);
+    i = __shfl_sync(0xffffffffu, i, 0);
+    if (i >= n_narrow) return;
+    int head = 0;
+    for (;;) {  // wait until the leaf queue is close enough (lane 0 polls, the warp follows)
+      if (lane == 0) head = *leaf_head;
+      head = __shfl_sync(0xffffffffu, head, 0);
+      if (head >= n_narrow || i < head + p.leaf_prefetch_window) break;
+      backoff_ns(500);
+    }
+    if (head >= n_narrow) return;  // every leaf is taken
+    if (i < head) continue;        // this one already is: too late to help
+    const ForestUnit& u = p.units[p.num_wide_units + i];
+    const int first = u.kv_begin / p.block_size;
+    const int last = u.kv_end > u.kv_begin ? (u.kv_end - 1) / p.block_size : first - 1;
+    const char* k = reinterpret_cast<const char*>(p.k_cache) + static_cast<size_t>(u.kv_head) * head_bytes;
+    const char* v = reinterpret_cast<const char*>(p.v_cache) + static_cast<size_t>(u.kv_head) * head_bytes;
+    for (int b = first + lane; b <= last; b += 32) {
+      const size_t off = static_cast<size_t>(__ldg(p.kv_pages + u.kv_page_begin + b)) * block_stride;
+      prefetch_l2_bulk(k + off, static_cast<uint32_t>(head_bytes));
+      prefetch_l2_bulk(v + off, static_cast<uint32_t>(head_bytes));
+    }
+  }
+}
+
+// =============================================================================================
+// kV3: the v3 wide-mode consumer (softmax under the GEMMs, ping-pong); false: v2's.
+template <int kD, bool kV3>
 __global__ void __launch_bounds__(ForestConfigSm90<kD>::kThreads, 1)
     forest_attention_sm90_kernel(const __grid_constant__ ForestAttentionParams p) {
 #if defined(__CUDA_ARCH__) && !defined(CANOPY_SM90A)
@@ -896,12 +1135,14 @@ __global__ void __launch_bounds__(ForestConfigSm90<kD>::kThreads, 1)
       wide_producer<kD>(p, base, ctrl, ring, producer_unit, tid - C::kConsumerThreads);
       cta_barrier(C::kThreads);
     }
-    cta_barrier(C::kThreads);  // narrow mode: nothing to feed
+    // Narrow mode: nothing to feed; one warp prefetches leaves into L2 (v3).
+    if (kV3 && p.leaf_prefetch_window > 0 && warp == C::kConsumerThreads / 32) prefetch_leaves<kD>(p, tid % 32);
+    cta_barrier(C::kThreads);
     return;
   }
   setmaxnreg_inc<C::kComputeRegs>();
   if (tensor_cta) {
-    wide_consumer<kD>(p, base, ctrl, ring, last_flags, tid / 128, tid);
+    wide_consumer<kD, kV3>(p, base, ctrl, ring, last_flags, tid / 128, tid);
     cta_barrier(C::kThreads);  // the tile area changes hands
     if (timeline != nullptr && tid == 0) timeline[1] = static_cast<int64_t>(global_timer_ns());
   }
@@ -918,6 +1159,7 @@ __global__ void __launch_bounds__(ForestConfigSm90<kD>::kThreads, 1)
       atomicExch(p.work_state + 0, 0);
       atomicExch(p.work_state + 1, 0);
       atomicExch(p.work_state + 2, 0);
+      atomicExch(p.work_state + 3, 0);
     }
   }
 #endif

@@ -71,6 +71,12 @@ __device__ __forceinline__ void named_barrier_sync(uint32_t id, uint32_t threads
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
+// Arrives without waiting (the producer side of a barrier that `threads` - this warp's share
+// others wait on).
+__device__ __forceinline__ void named_barrier_arrive(uint32_t id, uint32_t threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 // Every thread of the CTA (named barrier 3): mode switches, reached from the warpgroups' branches.
 __device__ __forceinline__ void cta_barrier(uint32_t threads) { named_barrier_sync(3, threads); }
 
@@ -101,6 +107,21 @@ __device__ __forceinline__ void fence_proxy_async_shared() {
 __device__ __forceinline__ void prefetch_l1(const void* ptr) {
   asm volatile("prefetch.global.L1 [%0];\n" ::"l"(ptr));
   asm volatile("prefetch.global.L1 [%0];\n" ::"l"(static_cast<const char*>(ptr) + 39));
+}
+
+// Pulls `bytes` (a multiple of 16, 16-byte aligned) starting at `ptr` into L2, asynchronously, with
+// one instruction (no registers, no completion to wait for).
+__device__ __forceinline__ void prefetch_l2_bulk(const void* ptr, uint32_t bytes) {
+#if defined(CANOPY_SM90A)
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(ptr), "r"(bytes) : "memory");
+#endif
+}
+
+// A polite pause in a polling loop.
+__device__ __forceinline__ void backoff_ns(uint32_t ns) {
+#if defined(CANOPY_SM90A)
+  __nanosleep(ns);
+#endif
 }
 
 // ---- wgmma ---------------------------------------------------------------------------------------
@@ -148,6 +169,24 @@ __device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[32], uint64_t desc
         "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
         "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+}
+
+// D[64 x 64] (+)= A[64 x 16] * B[16 x 64]: A (Q) from registers (the mma.m16n8k16 A fragment of
+// the warp's 16 rows), B (K) from shared memory, K-major (imm-trans-b 0). v3's S = Q K^T: Q stays
+// in registers for a whole unit, so the tensor core reads only K from shared memory.
+__device__ __forceinline__ void wgmma_m64n64k16_rs_kmajor(float (&d)[32], const uint32_t (&a)[4], uint64_t desc_b,
+                                                          int accumulate) {
+  CANOPY_WGMMA_ASM(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+        "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+        "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));
 }
 
 // D[64 x 64] += A[64 x 16] * B[16 x 64]: A (P) from registers (4 x bf16x2, the mma.m16n8k16 A
