@@ -85,7 +85,7 @@ def main():
     tr, fr = by_name(torch_r), by_name(fi)
     prev_rows = {r["name"]: r for r in prev.get("rows", []) if "name" in r}
 
-    rows, vrows, combined = [], [], []
+    rows, vrows, krows, combined = [], [], [], []
     for s in shapes:
         name = s["name"]
         var = s.get("variants", {})
@@ -111,31 +111,43 @@ def main():
                 if "-prefix" not in k and "-leaves" not in k and median(e) is not None}
         best_name = min(full, key=full.get) if full else None
         best = full[best_name] if best_name else None
-        default = v3 if v3 is not None else (v2 if v2 is not None else v1)
+        # "canopy" is what the engine runs: the runner's per-step choice (the "auto" variant).
+        auto = var.get("auto", {})
+        default = median(auto)
+        if default is None:  # sessions before the per-step choice
+            default = v3 if v3 is not None else (v2 if v2 is not None else v1)
+        launch = auto.get("launch", "") if isinstance(auto, dict) else ""
+        chosen = launch.split(":")[0] if launch.startswith("v") and ":" in launch[:4] else ("v1" if launch else "-")
+        if chosen != "-" and isinstance(auto, dict) and "median_ms" in auto:
+            u = median(var.get(chosen + "u"))
+            chosen += "u" if u is not None and abs(u - default) <= abs((median(var.get(chosen)) or 1e9) - default) else ""
         peers = [x for x in (own, split, fim) if x is not None]
         entry = {
             "name": name, "floor_ms": floor, "floor_bound": s.get("floor_bound"),
+            "canopy_ms": default, "canopy_kernel": chosen,
             "v3_fused_ms": v3, "v3_unfused_ms": v3u, "best_variant": best_name, "default_ms": default,
             "v2_fused_ms": v2, "v2_unfused_ms": v2u, "v1_fused_ms": v1, "v1_unfused_ms": v1u,
             "canopy_no_sharing_ms": flat, "torch_own_copy_ms": own, "torch_split_ms": split,
             "flashinfer_ms": fim, "peers_from_previous": {"torch_own_copy": own_star, "torch_split": split_star,
                                                           "flashinfer": fi_star},
             "canopy_best_ms": best,
-            "canopy_over_floor": best / floor if best and floor else None,
-            "best_peer_over_canopy": min(peers) / best if peers and best else None,
+            "canopy_over_floor": default / floor if default and floor else None,
+            "best_peer_over_canopy": min(peers) / default if peers and default else None,
             "variants": var,
         }
         combined.append(entry)
+        short = name.replace(" U=128", "").replace(" U=64", " U64")
         rows.append([
-            name.replace(" U=128", "").replace(" U=64", " U64"),
-            cell(v3, short_error(var.get("v3"))), cell(v3u, short_error(var.get("v3u"))),
-            cell(v2, short_error(var.get("v2"))),
-            cell(v1, short_error(var.get("v1"))), cell(v1u, short_error(var.get("v1u"))),
+            short, cell(default), cell(flat, short_error(s.get("no_sharing"))),
+            cell(own, short_error(t.get("own_copy")), own_star),
             cell(split, short_error(t.get("split")), split_star), cell(fim, None, fi_star), cell(floor),
             "%.2fx" % (default / floor) if default and floor else "-",
-            "%s %s %.2fx" % (best_name, cell(best), best / floor) if best and floor else "-",
             "%.2fx" % (min(peers) / default) if peers and default else "-",
+            chosen,
+            "%s %s" % (best_name, cell(best)) if best else "-",
         ])
+        krows.append([short] + [cell(median(var.get(k)), short_error(var.get(k)))
+                                for k in ("v1", "v1u", "v2", "v2u", "v3", "v3u")])
         # Variants: rates of the two resources, tensor-CTA sweep, output checks.
         pre, lea = var.get("v3-prefix", {}), var.get("v3-leaves", {})
         pre2 = var.get("v2-prefix", {})
@@ -181,8 +193,8 @@ def main():
     with open(named, "w") as fo:
         json.dump(doc, fo, indent=2)
 
-    head = ["shape", "v3 fused", "v3 unfused", "v2 fused", "v1 fused", "v1 unfused", "torch split+merge",
-            "flashinfer", "floor", "default/floor", "best variant, ms, /floor", "best peer/default"]
+    head = ["shape", "canopy", "canopy, sharing off", "torch, own copy", "torch split+merge", "flashinfer cascade",
+            "floor", "canopy/floor", "best peer/canopy", "canopy ran", "fastest canopy variant"]
     print("\n### Decode attention, one layer, bf16, D=128, paged KV (block 16), ms (median, L2 flushed)")
     print("%s, %s; torch %s; flashinfer: %s; * = from %s" % (meta["gpu"], meta["date"], meta["torch"],
                                                             meta["flashinfer"], args.previous or "-"))
@@ -190,6 +202,12 @@ def main():
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
+        print("| " + " | ".join(r) + " |")
+    khead = ["shape", "v1 fused", "v1 unfused", "v2 fused", "v2 unfused", "v3 fused", "v3 unfused"]
+    print("\n### canopy's kernel variants (ms; fused = merge in the attention launch, unfused = partials + merge kernel)")
+    print("| " + " | ".join(khead) + " |")
+    print("|" + "---|" * len(khead))
+    for r in krows:
         print("| " + " | ".join(r) + " |")
     vhead = ["shape", "v3 shared nodes alone", "v2 shared nodes alone", "v3 leaves alone", "leaves on 66 SMs",
              "v3 (model's tensor CTAs)",

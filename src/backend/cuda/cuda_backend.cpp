@@ -482,6 +482,7 @@ class CudaBackend final : public Backend {
       cudaGraphDestroy(graph);
       return false;
     }
+    key = variant_graph_key(key);
     drop_graph(key);
     graphs_[key] = Graph{graph, exec, std::move(recording_)};
     recording_.clear();
@@ -500,13 +501,14 @@ class CudaBackend final : public Backend {
 
   bool replay(int64_t key) override {
     CANOPY_ASSERT(!capturing_);
-    const auto it = graphs_.find(key);
+    const auto it = graphs_.find(variant_graph_key(key));
     if (it == graphs_.end()) return false;
     CANOPY_ASSERT(attention_prepared_);
     // The attention launches read this step's launch lists: new grid and pointers per step.
     const auto host_start = std::chrono::steady_clock::now();
     for (const AttentionNode& a : it->second.attention)
-      attention_->update_graph_node(it->second.exec, a.node, a.q, a.k_cache, a.v_cache, a.out, nullptr);
+      attention_->update_graph_nodes(it->second.exec, a.node, a.merge_node, a.q, a.k_cache, a.v_cache, a.out,
+                                     nullptr);
     if (profiler_ != nullptr) {
       profiler_->add_host(fmt::format("graph node updates {} tokens", step_tokens_),
                           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - host_start).count());
@@ -525,6 +527,7 @@ class CudaBackend final : public Backend {
  private:
   struct AttentionNode {
     cudaGraphNode_t node;
+    cudaGraphNode_t merge_node;  // the merge launch after it (partials mode), or null
     const uint16_t* q;
     const uint16_t* k_cache;
     const uint16_t* v_cache;
@@ -564,16 +567,41 @@ class CudaBackend final : public Backend {
   // capture's frontier, if it is a new kernel node. Anything else abandons the capture.
   void record_attention_node(cudaGraphNode_t before, const uint16_t* q, const uint16_t* k, const uint16_t* v,
                              uint16_t* out) {
-    const cudaGraphNode_t node = capture_frontier();
-    cudaGraphNodeType type{};
-    if (node == nullptr || node == before || cudaGraphNodeGetType(node, &type) != cudaSuccess ||
-        type != cudaGraphNodeTypeKernel) {
+    // The frontier is the last launch run() added: the attention kernel, or in partials mode the
+    // merge kernel, whose one dependency is the attention kernel.
+    const auto is_new_kernel = [&](cudaGraphNode_t n) {
+      cudaGraphNodeType type{};
+      return n != nullptr && n != before && cudaGraphNodeGetType(n, &type) == cudaSuccess &&
+             type == cudaGraphNodeTypeKernel;
+    };
+    const cudaGraphNode_t last = capture_frontier();
+    cudaGraphNode_t node = last, merge = nullptr;
+    if (is_new_kernel(last) && attention_->mode() == kernels::ForestOutputMode::kPartials) {
+      merge = last;
+      size_t count = 0;
+      node = nullptr;
+#if CUDART_VERSION >= 13000
+      if (cudaGraphNodeGetDependencies(merge, nullptr, nullptr, &count) == cudaSuccess && count == 1)
+        (void)cudaGraphNodeGetDependencies(merge, &node, nullptr, &count);
+#else
+      if (cudaGraphNodeGetDependencies(merge, nullptr, &count) == cudaSuccess && count == 1)
+        (void)cudaGraphNodeGetDependencies(merge, &node, &count);
+#endif
+    }
+    if (!is_new_kernel(node)) {
       (void)cudaGetLastError();
       capture_ok_ = false;
       return;
     }
-    recording_.push_back(AttentionNode{node, q, k, v, out});
+    recording_.push_back(AttentionNode{node, merge, q, k, v, out});
   }
+
+  // Graphs are keyed by the model's key and the attention variant of the step (kernel, mode): a
+  // captured node keeps its kernel function and launch count.
+  int64_t variant_graph_key(int64_t key) const {
+    return key * 8 + (attention_ != nullptr ? attention_->variant_key() : 0);
+  }
+
 
   // A launch error outside a capture is a bug (sizes are checked before); inside one, the capture
   // is abandoned and the step runs eagerly, where the error shows again if it is real.

@@ -1,9 +1,13 @@
 #include "forest_attention_runner.h"
 
+#include "forest_policy.h"
+
 #include <cstdlib>
 #include <cstring>
 
 namespace canopy::cuda {
+
+bool forest_kernel_forced_by_environment() { return std::getenv("CANOPY_FOREST_KERNEL") != nullptr; }
 
 ForestLaunchOptions forest_options_for_current_device(int head_dim, bool allow_v2) {
   CANOPY_CHECK(kernels::forest_head_dim_supported(head_dim), "GPU attention: head_dim {} is not supported (64 or 128)",
@@ -55,9 +59,27 @@ ForestAttention::ForestAttention(const AttentionShape& shape, const KvLayout& la
 }
 
 ForestAttention::ForestAttention(const AttentionShape& shape, const KvLayout& layout)
-    : ForestAttention(shape, layout, forest_options_for_current_device(shape.head_dim)) {}
+    : ForestAttention(shape, layout, forest_options_for_current_device(shape.head_dim)) {
+  mode_ = kernels::ForestOutputMode::kPartials;  // measured faster than the fused merge everywhere
+  if (forest_kernel_forced_by_environment()) return;
+  choose_per_step_ = true;
+  wgmma_options_ = options_;
+  wgmma_available_ = wgmma_options_.kernel == ForestKernel::kWgmma;
+  v1_options_ = wgmma_available_ ? forest_options_for_current_device(shape.head_dim, false) : options_;
+  if (wgmma_available_) wgmma_options_.wgmma_version = 2;  // v3 measured no faster (notes, 2026-11-26)
+}
+
+int ForestAttention::variant_key() const {
+  const int kernel = options_.kernel == ForestKernel::kMmaSync ? 0 : options_.wgmma_version;  // 0, 2, 3
+  return kernel * 2 + (mode_ == kernels::ForestOutputMode::kPartials ? 1 : 0);
+}
 
 void ForestAttention::prepare(const AttentionPlan& plan, cudaStream_t stream) {
+  if (choose_per_step_) {
+    const ForestChoice c = choose_forest_kernel(forest_step_balance(plan, shape_), wgmma_available_);
+    options_ = c.kernel == ForestKernel::kWgmma ? wgmma_options_ : v1_options_;
+    mode_ = c.mode;
+  }
   launch_plan_ = build_forest_launch_plan(plan, shape_, layout_, options_);
   const ForestLaunchPlan& lp = launch_plan_;
   units_.upload(lp.units, stream);
@@ -139,16 +161,32 @@ kernels::ForestAttentionParams ForestAttention::launch_params(const uint16_t* q,
   return p;
 }
 
-void ForestAttention::update_graph_node(cudaGraphExec_t exec, cudaGraphNode_t node, const uint16_t* q,
-                                        const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out,
-                                        float* lse_out) {
-  const kernels::ForestAttentionParams p =
-      launch_params(q, k_cache, v_cache, out, lse_out, kernels::ForestOutputMode::kFusedMerge);
+void ForestAttention::update_graph_nodes(cudaGraphExec_t exec, cudaGraphNode_t attention_node,
+                                         cudaGraphNode_t merge_node, const uint16_t* q, const uint16_t* k_cache,
+                                         const uint16_t* v_cache, uint16_t* out, float* lse_out) {
+  CANOPY_ASSERT((merge_node != nullptr) == (mode_ == kernels::ForestOutputMode::kPartials));
+  const kernels::ForestAttentionParams p = launch_params(q, k_cache, v_cache, out, lse_out, mode_);
   if (launch_plan_.kernel == ForestKernel::kWgmma) {
-    CANOPY_CUDA_CHECK(kernels::update_forest_attention_sm90_node(exec, node, p));
+    CANOPY_CUDA_CHECK(kernels::update_forest_attention_sm90_node(exec, attention_node, p));
   } else {
-    CANOPY_CUDA_CHECK(kernels::update_forest_attention_node(exec, node, p));
+    CANOPY_CUDA_CHECK(kernels::update_forest_attention_node(exec, attention_node, p));
   }
+  if (merge_node != nullptr)
+    CANOPY_CUDA_CHECK(kernels::update_merge_partials_node(exec, merge_node, merge_params(out, lse_out)));
+}
+
+kernels::MergePartialsParams ForestAttention::merge_params(uint16_t* out, float* lse_out) const {
+  kernels::MergePartialsParams m;
+  m.partial_o = partial_o_.data();
+  m.partial_lse = partial_lse_.data();
+  m.merge_offsets = merge_offsets_.data();
+  m.merge_slots = merge_slots_.data();
+  m.out = out;
+  m.lse_out = lse_out;
+  m.num_tokens = launch_plan_.num_tokens;
+  m.num_q_heads = shape_.num_q_heads;
+  m.head_dim = shape_.head_dim;
+  return m;
 }
 
 void ForestAttention::run(const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache, uint16_t* out,
@@ -160,19 +198,8 @@ void ForestAttention::run(const uint16_t* q, const uint16_t* k_cache, const uint
   } else {
     CANOPY_CUDA_CHECK(kernels::launch_forest_attention(p, stream));
   }
-  if (mode == kernels::ForestOutputMode::kPartials) {
-    kernels::MergePartialsParams m;
-    m.partial_o = partial_o_.data();
-    m.partial_lse = partial_lse_.data();
-    m.merge_offsets = merge_offsets_.data();
-    m.merge_slots = merge_slots_.data();
-    m.out = out;
-    m.lse_out = lse_out;
-    m.num_tokens = lp.num_tokens;
-    m.num_q_heads = shape_.num_q_heads;
-    m.head_dim = shape_.head_dim;
-    CANOPY_CUDA_CHECK(kernels::launch_merge_partials(m, stream));
-  }
+  if (mode == kernels::ForestOutputMode::kPartials)
+    CANOPY_CUDA_CHECK(kernels::launch_merge_partials(merge_params(out, lse_out), stream));
 }
 
 }  // namespace canopy::cuda

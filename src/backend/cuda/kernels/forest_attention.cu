@@ -63,6 +63,21 @@ cudaError_t launch_merge(const MergePartialsParams& p, cudaStream_t stream) {
 }
 
 template <int kD>
+cudaError_t update_merge_node(cudaGraphExec_t exec, cudaGraphNode_t node, const MergePartialsParams& p) {
+  const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
+  if (rows <= 0) return cudaErrorInvalidValue;  // a captured launch always has rows
+  MergePartialsParams arg = p;  // copied into the node by the call
+  void* args[] = {&arg};
+  cudaKernelNodeParams n{};
+  n.func = reinterpret_cast<void*>(merge_partials_kernel<kD>);
+  n.gridDim = dim3(static_cast<unsigned>((rows + 3) / 4));
+  n.blockDim = dim3(128);
+  n.sharedMemBytes = 0;
+  n.kernelParams = args;
+  return cudaGraphExecKernelNodeSetParams(exec, node, &n);
+}
+
+template <int kD>
 cudaError_t info_for(ForestKernelInfo* info) {
   using C = ForestConfig<kD>;
   info->threads_per_cta = C::kThreads;
@@ -102,6 +117,12 @@ cudaError_t update_forest_attention_node(cudaGraphExec_t exec, cudaGraphNode_t n
 cudaError_t launch_merge_partials(const MergePartialsParams& params, cudaStream_t stream) {
   if (params.head_dim == 64) return launch_merge<64>(params, stream);
   if (params.head_dim == 128) return launch_merge<128>(params, stream);
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t update_merge_partials_node(cudaGraphExec_t exec, cudaGraphNode_t node, const MergePartialsParams& params) {
+  if (params.head_dim == 64) return update_merge_node<64>(exec, node, params);
+  if (params.head_dim == 128) return update_merge_node<128>(exec, node, params);
   return cudaErrorInvalidValue;
 }
 

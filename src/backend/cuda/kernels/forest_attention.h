@@ -136,6 +136,8 @@ cudaError_t launch_merge_partials(const MergePartialsParams& params, cudaStream_
 // node a captured launch_forest_attention(params) added, in an instantiated graph, to new params,
 // with launch_forest_attention's geometry. params.num_ctas must be >= 1.
 cudaError_t update_forest_attention_node(cudaGraphExec_t exec, cudaGraphNode_t node, const ForestAttentionParams& params);
+// The same for the node a captured launch_merge_partials(params) added (params.num_tokens >= 1).
+cudaError_t update_merge_partials_node(cudaGraphExec_t exec, cudaGraphNode_t node, const MergePartialsParams& params);
 // The same for a captured launch_forest_attention_sm90 (v2: the grid is the persistent one, the
 // same every step).
 cudaError_t update_forest_attention_sm90_node(cudaGraphExec_t exec, cudaGraphNode_t node,

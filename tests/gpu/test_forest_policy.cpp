@@ -1,0 +1,75 @@
+// The default kernel choice per step (forest_policy.h): host-only, pinned on the benchmark's shapes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "backend/cuda/forest_policy.h"
+
+namespace canopy::cuda {
+namespace {
+
+// One shared item (B queries over P keys), then B leaves of U keys each (one query each).
+AttentionPlan two_level(int B, int P, int U) {
+  AttentionPlan plan;
+  AttentionItem shared;
+  shared.q_count = B;
+  shared.kv_len = P;
+  plan.items.push_back(shared);
+  for (int s = 0; s < B; ++s) {
+    AttentionItem leaf;
+    leaf.q_count = 1;
+    leaf.kv_len = U;
+    plan.items.push_back(leaf);
+  }
+  return plan;
+}
+
+const AttentionShape kGqa{32, 8, 128, 0.088f};
+const AttentionShape kMha{40, 40, 128, 0.088f};
+
+TEST(ForestPolicy, BalanceCountsWideFlopsAndLeafBytes) {
+  const ForestStepBalance b = forest_step_balance(two_level(1024, 4096, 128), kGqa);
+  EXPECT_DOUBLE_EQ(b.wide_flops, 4.0 * 1024 * 32 * 4096 * 128);
+  EXPECT_DOUBLE_EQ(b.leaf_bytes, 1024.0 * 128 * 8 * 128 * 4);
+  EXPECT_NEAR(b.balance, (b.wide_flops / 790e12) / (b.leaf_bytes / 3.0e12), 1e-12);
+  // A query token of a GQA group of 4 is 4 rows: 4 tokens (16 rows) still make a narrow item.
+  const ForestStepBalance narrow = forest_step_balance(two_level(4, 4096, 128), kGqa);
+  EXPECT_EQ(narrow.wide_flops, 0.0);
+}
+
+TEST(ForestPolicy, ChoosesTheKernelMeasuredFastest) {
+  const auto kernel_for = [](const AttentionPlan& plan, const AttentionShape& shape) {
+    return choose_forest_kernel(forest_step_balance(plan, shape), true).kernel;
+  };
+  // Balanced steps (the 32/8 grid points with P <= 4096 from B = 512): v1, both resources on every SM.
+  EXPECT_EQ(kernel_for(two_level(512, 2048, 128), kGqa), ForestKernel::kMmaSync);
+  EXPECT_EQ(kernel_for(two_level(1024, 4096, 128), kGqa), ForestKernel::kMmaSync);
+  EXPECT_EQ(kernel_for(two_level(2048, 4096, 128), kGqa), ForestKernel::kMmaSync);
+  // Leaf-bound or compute-bound steps: the persistent wgmma kernel.
+  EXPECT_EQ(kernel_for(two_level(256, 1024, 128), kGqa), ForestKernel::kWgmma);
+  EXPECT_EQ(kernel_for(two_level(1024, 16384, 128), kGqa), ForestKernel::kWgmma);
+  EXPECT_EQ(kernel_for(two_level(4096, 8192, 64), kGqa), ForestKernel::kWgmma);
+  EXPECT_EQ(kernel_for(two_level(1024, 4096, 128), kMha), ForestKernel::kWgmma);
+  EXPECT_EQ(kernel_for(two_level(2048, 4096, 128), kMha), ForestKernel::kWgmma);
+  // Plain decode (no shared node) and prefill alone (no leaf).
+  AttentionPlan decode;
+  for (int s = 0; s < 64; ++s) decode.items.push_back(AttentionItem{0, 300, 0, s, 1, s, 1, s});
+  EXPECT_EQ(forest_step_balance(decode, kGqa).balance, 0.0);
+  EXPECT_EQ(kernel_for(decode, kGqa), ForestKernel::kWgmma);
+  AttentionPlan prefill;
+  prefill.items.push_back(AttentionItem{0, 512, 0, 0, 512, 0, 1, 0});
+  EXPECT_TRUE(std::isinf(forest_step_balance(prefill, kGqa).balance));
+  EXPECT_EQ(kernel_for(prefill, kGqa), ForestKernel::kWgmma);
+}
+
+TEST(ForestPolicy, V1WithoutTheWgmmaKernelAndAlwaysUnfused) {
+  for (const AttentionPlan& plan : {two_level(256, 1024, 128), two_level(1024, 4096, 128)}) {
+    const ForestChoice without = choose_forest_kernel(forest_step_balance(plan, kGqa), false);
+    EXPECT_EQ(without.kernel, ForestKernel::kMmaSync);
+    EXPECT_EQ(without.mode, kernels::ForestOutputMode::kPartials);
+    EXPECT_EQ(choose_forest_kernel(forest_step_balance(plan, kGqa), true).mode, kernels::ForestOutputMode::kPartials);
+  }
+}
+
+}  // namespace
+}  // namespace canopy::cuda
