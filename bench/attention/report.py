@@ -117,10 +117,8 @@ def main():
         if default is None:  # sessions before the per-step choice
             default = v3 if v3 is not None else (v2 if v2 is not None else v1)
         launch = auto.get("launch", "") if isinstance(auto, dict) else ""
-        chosen = launch.split(":")[0] if launch.startswith("v") and ":" in launch[:4] else ("v1" if launch else "-")
-        if chosen != "-" and isinstance(auto, dict) and "median_ms" in auto:
-            u = median(var.get(chosen + "u"))
-            chosen += "u" if u is not None and abs(u - default) <= abs((median(var.get(chosen)) or 1e9) - default) else ""
+        # The engine runs the chosen kernel unfused (partials + merge kernel): forest_policy.h.
+        chosen = (launch.split(":")[0] + "u") if launch.startswith("v") and ":" in launch[:4] else "-"
         peers = [x for x in (own, split, fim) if x is not None]
         entry = {
             "name": name, "floor_ms": floor, "floor_bound": s.get("floor_bound"),

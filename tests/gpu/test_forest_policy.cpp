@@ -51,6 +51,9 @@ TEST(ForestPolicy, ChoosesTheKernelMeasuredFastest) {
   EXPECT_EQ(kernel_for(two_level(4096, 8192, 64), kGqa), ForestKernel::kWgmma);
   EXPECT_EQ(kernel_for(two_level(1024, 4096, 128), kMha), ForestKernel::kWgmma);
   EXPECT_EQ(kernel_for(two_level(2048, 4096, 128), kMha), ForestKernel::kWgmma);
+  // One query head per KV head: the wgmma kernel even where the balance is mixed (0.49 here).
+  EXPECT_NEAR(forest_step_balance(two_level(1024, 16384, 128), kMha).balance, 0.49, 0.01);
+  EXPECT_EQ(kernel_for(two_level(1024, 16384, 128), kMha), ForestKernel::kWgmma);
   // Plain decode (no shared node) and prefill alone (no leaf).
   AttentionPlan decode;
   for (int s = 0; s < 64; ++s) decode.items.push_back(AttentionItem{0, 300, 0, s, 1, s, 1, s});

@@ -8,6 +8,7 @@ ForestStepBalance forest_step_balance(const AttentionPlan& plan, const Attention
                                       double bandwidth) {
   ForestStepBalance b;
   const int group = shape.num_kv_heads > 0 ? shape.num_q_heads / shape.num_kv_heads : 1;
+  b.group = group;
   const double D = shape.head_dim;
   for (const AttentionItem& it : plan.items) {
     const double keys = it.kv_len;
@@ -25,7 +26,7 @@ ForestStepBalance forest_step_balance(const AttentionPlan& plan, const Attention
 
 ForestChoice choose_forest_kernel(const ForestStepBalance& balance, bool wgmma_available) {
   ForestChoice c;
-  const bool mixed = balance.balance >= kV1BalanceLow && balance.balance <= kV1BalanceHigh;
+  const bool mixed = balance.group > 1 && balance.balance >= kV1BalanceLow && balance.balance <= kV1BalanceHigh;
   c.kernel = wgmma_available && !mixed ? ForestKernel::kWgmma : ForestKernel::kMmaSync;
   return c;
 }

@@ -9,9 +9,9 @@
 // the launch plan. Measured, unfused (partials + merge kernel) beat the fused merge on every grid
 // point with both kernels, so the default is unfused. v1 (two CTAs per SM: a shared node's CTA
 // beside leaf CTAs on the same SM) overlapped the two resources best when neither dominates
-// (balance 0.2-1.0: the 32/8 points with P <= 4096 and the three-level tree, 10-15% faster than
-// the wgmma kernel); the persistent wgmma kernel won where one side dominates (leaf-bound steps,
-// and the compute-heavy long prefixes). Host-only and deterministic, so tests pin it.
+// (balance 0.2-1.0 with GQA: the 32/8 points with P <= 4096 and the three-level tree, 4-15% faster
+// than the wgmma kernel); the persistent wgmma kernel won where one side dominates (leaf-bound
+// steps, the compute-heavy long prefixes) and on every 40/40 point but two (within 2%). Host-only and deterministic, so tests pin it.
 #pragma once
 
 #include "attention/plan.h"
@@ -24,6 +24,7 @@ struct ForestStepBalance {
   double wide_flops = 0.0;  // 4 * rows * keys * D over the wide items (QK^T and PV)
   double leaf_bytes = 0.0;  // K and V bytes (bf16) of the narrow items, per KV head
   double balance = 0.0;     // (wide_flops / peak) / (leaf_bytes / bandwidth); +inf without leaves
+  int group = 1;            // query heads per KV head
 };
 
 ForestStepBalance forest_step_balance(const AttentionPlan& plan, const AttentionShape& shape,
@@ -35,8 +36,10 @@ struct ForestChoice {
   kernels::ForestOutputMode mode = kernels::ForestOutputMode::kPartials;
 };
 
-// The default for a step: v1 where the wgmma kernel is not available; else v1 for a balance in
-// [kV1BalanceLow, kV1BalanceHigh], the wgmma kernel (v2) outside; unfused in every case.
+// The default for a step: v1 where the wgmma kernel is not available; else v1 for grouped-query
+// attention with a balance in [kV1BalanceLow, kV1BalanceHigh], the wgmma kernel (v2) otherwise
+// (with one query head per KV head v1 never won by more than 2%, and lost by up to 25% at
+// 40/40 B=1024 P=16384); unfused in every case.
 inline constexpr double kV1BalanceLow = 0.2;
 inline constexpr double kV1BalanceHigh = 1.0;
 ForestChoice choose_forest_kernel(const ForestStepBalance& balance, bool wgmma_available);
