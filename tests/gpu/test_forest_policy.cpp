@@ -58,7 +58,11 @@ TEST(ForestPolicy, ChoosesTheKernelMeasuredFastest) {
   AttentionPlan decode;
   for (int s = 0; s < 64; ++s) decode.items.push_back(AttentionItem{0, 300, 0, s, 1, s, 1, s});
   EXPECT_EQ(forest_step_balance(decode, kGqa).balance, 0.0);
-  EXPECT_EQ(kernel_for(decode, kGqa), ForestKernel::kWgmma);
+  EXPECT_EQ(kernel_for(decode, kGqa), ForestKernel::kMmaSync);  // small: v1's start-up is cheaper
+  AttentionPlan long_decode;
+  for (int s = 0; s < 1024; ++s) long_decode.items.push_back(AttentionItem{0, 8192, 0, s, 1, s, 1, s});
+  EXPECT_GT(forest_step_balance(long_decode, kGqa).leaf_bytes, kV1PlainDecodeBytes);
+  EXPECT_EQ(kernel_for(long_decode, kGqa), ForestKernel::kWgmma);
   AttentionPlan prefill;
   prefill.items.push_back(AttentionItem{0, 512, 0, 0, 512, 0, 1, 0});
   EXPECT_TRUE(std::isinf(forest_step_balance(prefill, kGqa).balance));

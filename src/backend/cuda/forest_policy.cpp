@@ -27,7 +27,8 @@ ForestStepBalance forest_step_balance(const AttentionPlan& plan, const Attention
 ForestChoice choose_forest_kernel(const ForestStepBalance& balance, bool wgmma_available) {
   ForestChoice c;
   const bool mixed = balance.group > 1 && balance.balance >= kV1BalanceLow && balance.balance <= kV1BalanceHigh;
-  c.kernel = wgmma_available && !mixed ? ForestKernel::kWgmma : ForestKernel::kMmaSync;
+  const bool small_plain_decode = balance.wide_flops == 0.0 && balance.leaf_bytes < kV1PlainDecodeBytes;
+  c.kernel = wgmma_available && !mixed && !small_plain_decode ? ForestKernel::kWgmma : ForestKernel::kMmaSync;
   return c;
 }
 

@@ -37,11 +37,16 @@ struct ForestChoice {
 };
 
 // The default for a step: v1 where the wgmma kernel is not available; else v1 for grouped-query
-// attention with a balance in [kV1BalanceLow, kV1BalanceHigh], the wgmma kernel (v2) otherwise
+// attention with a balance in [kV1BalanceLow, kV1BalanceHigh] and for small plain decode steps,
+// the wgmma kernel (v2) otherwise
 // (with one query head per KV head v1 never won by more than 2%, and lost by up to 25% at
 // 40/40 B=1024 P=16384); unfused in every case.
 inline constexpr double kV1BalanceLow = 0.2;
 inline constexpr double kV1BalanceHigh = 1.0;
+// Plain decode (no wide item) reading less than this: v1 (Llama-3-8B decode at context ~140 on the
+// H100: 19 us vs 38 us per layer for one sequence, 71 vs 91 us for 256; the persistent kernel's
+// fixed start-up is not paid back by so little streaming).
+inline constexpr double kV1PlainDecodeBytes = 1e9;
 ForestChoice choose_forest_kernel(const ForestStepBalance& balance, bool wgmma_available);
 
 }  // namespace canopy::cuda
