@@ -186,6 +186,33 @@ if [ -n "${CANOPY_MODEL:-}" ] && timeout "$(cap 60)" "$build/canopy" generate -m
   note "generate -p 'The capital of France is' --device cuda: $(tr '\n' ' ' <"$logs/generate_text.out" | cut -c1-120)"
 fi
 
+# 3b. run-batch on the GPU: the example batch (16 questions over one document, 3 few-shot
+# completions), greedy, with prefix sharing and with --no-prefix-sharing: the same texts, and the
+# summaries' prefill counts and speed.
+if [ -n "${CANOPY_MODEL:-}" ]; then
+  for mode in sharing no-sharing; do
+    flag=(); [ "$mode" = no-sharing ] && flag=(--no-prefix-sharing)
+    timeout "$(cap 120)" "$build/canopy" run-batch -m "$CANOPY_MODEL" -i examples/batch-shared-prefix.jsonl \
+      -o "$logs/batch_$mode.jsonl" --device cuda "${flag[@]}" >"$logs/batch_$mode.summary" 2>>"$logs/generate.log" ||
+      bad "run-batch --device cuda ($mode; generate.log)"
+    note "run-batch --device cuda, $mode: $(tail -n 1 "$logs/batch_$mode.summary" | cut -c1-400)"
+  done
+  texts() {
+    python3 - "$1" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    choice = (((r.get("response") or {}).get("body") or {}).get("choices") or [{}])[0]
+    print(json.dumps(choice.get("text", (choice.get("message") or {}).get("content"))))
+PY
+  }
+  if [ "$(texts "$logs/batch_sharing.jsonl" | md5sum)" = "$(texts "$logs/batch_no-sharing.jsonl" | md5sum)" ]; then
+    note "run-batch --device cuda: every output identical with and without prefix sharing"
+  else
+    note "run-batch --device cuda: outputs differ between sharing and no-sharing (bf16 near-ties?): $(diff <(texts "$logs/batch_sharing.jsonl") <(texts "$logs/batch_no-sharing.jsonl") | grep -c '^<') of $(wc -l <"$logs/batch_sharing.jsonl")"
+  fi
+fi
+
 # 4. the benchmark: random Llama-3-8B, decode steps op by op vs CUDA graphs
 if [ "${CANOPY_SKIP_BENCH:-0}" != 1 ]; then
   CANOPY_GPU_BENCH=1 timeout "$(cap 180)" "$build/tests/test_gpu" --gtest_filter='CudaBench.*' >"$logs/bench.log" 2>&1 ||
