@@ -100,9 +100,11 @@ class Backend {
   // y [T, N] = x [T, K] @ w [N, K]^T (+ bias [N] f32 when bias.data != nullptr).
   virtual void linear(const TensorView& x, const TensorView& w, const TensorView& bias, const TensorView& y) = 0;
 
-  // Rotary embedding in place, rotate-half convention (model/rope.h), at the step's positions:
-  // q [T, Hq, D], k [T, Hkv, D], inv_freq [D / 2] f32.
-  virtual void rope(const TensorView& q, const TensorView& k, const TensorView& inv_freq) = 0;
+  // Splits the fused projection qkv [T, (Hq + 2 Hkv) * D] (per token: q heads, k heads, v heads)
+  // into q [T, Hq, D], k [T, Hkv, D], v [T, Hkv, D], and rotates q and k (rotary embedding,
+  // rotate-half convention, model/rope.h) at the step's positions; inv_freq [D / 2] f32.
+  virtual void split_qkv_rope(const TensorView& qkv, const TensorView& inv_freq, const TensorView& q,
+                              const TensorView& k, const TensorView& v) = 0;
 
   // Copies whole blocks of one layer's cache [num_blocks, Hkv, block_size, D]: block dst[i] =
   // block src[i], in order (copy-on-write of a partly filled block that a fork shares).

@@ -47,6 +47,7 @@ LlamaModel::LlamaModel(Backend& backend, ModelConfig config, LlamaWeights weight
   q_ = backend_.allocate(a, Shape{T, config_.num_heads, D});
   k_ = backend_.allocate(a, Shape{T, config_.num_kv_heads, D});
   v_ = backend_.allocate(a, Shape{T, config_.num_kv_heads, D});
+  qkv_ = backend_.allocate(a, Shape{T, (config_.num_heads + 2 * config_.num_kv_heads) * D});
   attn_ = backend_.allocate(a, Shape{T, config_.num_heads, D});
   gate_up_ = backend_.allocate(a, Shape{T, 2 * I});
   act_ = backend_.allocate(a, Shape{T, I});
@@ -111,7 +112,7 @@ void LlamaModel::run_layers(int64_t T, int64_t R, KvCache& cache) {
   const float eps = static_cast<float>(config_.rms_norm_eps);
   const TensorView none{};
   const TensorView r = residual_.rows(T), d = delta_.rows(T), x = normed_.rows(T);
-  const TensorView q = q_.rows(T), k = k_.rows(T), v = v_.rows(T), attn = attn_.rows(T);
+  const TensorView q = q_.rows(T), k = k_.rows(T), v = v_.rows(T), qkv = qkv_.rows(T), attn = attn_.rows(T);
   const TensorView gate_up = gate_up_.rows(T), act = act_.rows(T);
 
   backend_.embed(weights_.embed.view(), r);
@@ -119,10 +120,8 @@ void LlamaModel::run_layers(int64_t T, int64_t R, KvCache& cache) {
     const LayerWeights& l = weights_.layers[i];
     // The previous layer's MLP output is still pending in d (none before the first layer).
     backend_.add_rms_norm(r, i == 0 ? none : d, l.attn_norm.view(), eps, x);
-    backend_.linear(x, l.wq.view(), l.bq.view(), q);
-    backend_.linear(x, l.wk.view(), l.bk.view(), k);
-    backend_.linear(x, l.wv.view(), l.bv.view(), v);
-    backend_.rope(q, k, inv_freq_.view());
+    backend_.linear(x, l.w_qkv.view(), l.b_qkv.view(), qkv);
+    backend_.split_qkv_rope(qkv, inv_freq_.view(), q, k, v);
     backend_.kv_write(k, v, cache.k[i].view(), cache.v[i].view(), cache.layout);
     backend_.attention(q, cache.k[i].view(), cache.v[i].view(), cache.layout, shape, attn);
     backend_.linear(attn, l.wo.view(), l.bo.view(), d);

@@ -88,7 +88,7 @@ class LlamaModel {
   StepCapacity capacity_;
   DeviceTensor inv_freq_;  // [D / 2] f32
   // Step buffers, [capacity, ...].
-  DeviceTensor residual_, delta_, normed_, q_, k_, v_, attn_, gate_up_, act_, logits_;
+  DeviceTensor residual_, delta_, normed_, qkv_, q_, k_, v_, attn_, gate_up_, act_, logits_;
   int64_t last_logit_rows_ = 0;
   // Graph steps: the step padded to its bucket, and the cache the recorded graphs write.
   std::vector<int32_t> padded_tokens_, padded_slots_, padded_rows_;

@@ -58,14 +58,8 @@ std::unique_ptr<LlamaModel> LlamaModel::load_random(const std::string& config_js
   w.layers.resize(static_cast<size_t>(c.num_layers));
   for (LayerWeights& l : w.layers) {
     l.attn_norm = make.ones(H);
-    l.wq = make.matrix(QD, H);
-    l.wk = make.matrix(KVD, H);
-    l.wv = make.matrix(KVD, H);
-    if (c.qkv_bias) {
-      l.bq = make.bias(QD);
-      l.bk = make.bias(KVD);
-      l.bv = make.bias(KVD);
-    }
+    l.w_qkv = make.matrix(QD + 2 * KVD, H);
+    if (c.qkv_bias) l.b_qkv = make.bias(QD + 2 * KVD);
     l.wo = make.matrix(H, QD);
     if (c.o_bias) l.bo = make.bias(H);
     l.mlp_norm = make.ones(H);

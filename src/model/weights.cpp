@@ -109,14 +109,20 @@ LlamaWeights load_llama_weights(const TensorSource& source, WeightNaming naming,
     };
 
     l.attn_norm = r.vector(r.read(name("input_layernorm.weight", "attn_norm.weight"), {H}));
-    l.wq = r.matrix(read_qk("self_attn.q_proj.weight", "attn_q.weight", c.num_heads, {QD, H}), QD, H);
-    l.wk = r.matrix(read_qk("self_attn.k_proj.weight", "attn_k.weight", c.num_kv_heads, {KVD, H}), KVD, H);
-    l.wv = r.matrix(r.read(name("self_attn.v_proj.weight", "attn_v.weight"), {KVD, H}), KVD, H);
-    if (c.qkv_bias) {
-      l.bq = r.vector(read_qk("self_attn.q_proj.bias", "attn_q.bias", c.num_heads, {QD}));
-      l.bk = r.vector(read_qk("self_attn.k_proj.bias", "attn_k.bias", c.num_kv_heads, {KVD}));
-      l.bv = r.vector(r.read(name("self_attn.v_proj.bias", "attn_v.bias"), {KVD}));
-    }
+    // Q, K and V become one [QD + 2 KVD, H] matrix: one product reads them in one pass.
+    const auto concat = [](std::vector<float> a, const std::vector<float>& b, const std::vector<float>& c3) {
+      a.insert(a.end(), b.begin(), b.end());
+      a.insert(a.end(), c3.begin(), c3.end());
+      return a;
+    };
+    l.w_qkv = r.matrix(concat(read_qk("self_attn.q_proj.weight", "attn_q.weight", c.num_heads, {QD, H}),
+                              read_qk("self_attn.k_proj.weight", "attn_k.weight", c.num_kv_heads, {KVD, H}),
+                              r.read(name("self_attn.v_proj.weight", "attn_v.weight"), {KVD, H})),
+                       QD + 2 * KVD, H);
+    if (c.qkv_bias)
+      l.b_qkv = r.vector(concat(read_qk("self_attn.q_proj.bias", "attn_q.bias", c.num_heads, {QD}),
+                                read_qk("self_attn.k_proj.bias", "attn_k.bias", c.num_kv_heads, {KVD}),
+                                r.read(name("self_attn.v_proj.bias", "attn_v.bias"), {KVD})));
     l.wo = r.matrix(r.read(name("self_attn.o_proj.weight", "attn_output.weight"), {H, QD}), H, QD);
     if (c.o_bias) l.bo = r.vector(r.read(name("self_attn.o_proj.bias", "attn_output.bias"), {H}));
     l.mlp_norm = r.vector(r.read(name("post_attention_layernorm.weight", "ffn_norm.weight"), {H}));

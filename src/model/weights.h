@@ -24,8 +24,8 @@ namespace canopy {
 
 struct LayerWeights {
   DeviceTensor attn_norm;   // [H] f32
-  DeviceTensor wq, wk, wv;  // [Hq*D, H], [Hkv*D, H], [Hkv*D, H]
-  DeviceTensor bq, bk, bv;  // [Hq*D], [Hkv*D], [Hkv*D] f32, or empty
+  DeviceTensor w_qkv;       // [(Hq + 2 Hkv) * D, H]: q_proj rows, then k_proj, then v_proj (one product)
+  DeviceTensor b_qkv;       // [(Hq + 2 Hkv) * D] f32 (q, k, v biases), or empty
   DeviceTensor wo;          // [H, Hq*D]
   DeviceTensor bo;          // [H] f32, or empty
   DeviceTensor mlp_norm;    // [H] f32

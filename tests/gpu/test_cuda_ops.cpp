@@ -106,23 +106,28 @@ TEST(CudaOps, RopeMatchesCpu) {
   Backends b;
   std::mt19937_64 rng(test_seed());
   const int64_t T = 4, Hq = 9, Hkv = 3, D = 64;
-  const std::vector<float> q = bf16_values(rng, T * Hq * D), k = bf16_values(rng, T * Hkv * D);
+  const std::vector<float> qkv = bf16_values(rng, T * (Hq + 2 * Hkv) * D);
   std::vector<float> inv_freq(D / 2);
   for (int64_t i = 0; i < D / 2; ++i) inv_freq[i] = static_cast<float>(std::pow(100000.0, -2.0 * i / D));
   const std::vector<int32_t> tokens = {1, 2, 3, 4}, slots = {0, 1, 2, 3};
   const AttentionPlan plan = positions_only_plan({0, 5, 1000, 65000});
-  std::vector<float> qo[2], ko[2];
+  std::vector<float> qo[2], ko[2], vo[2];
   for (int i = 0; i < 2; ++i) {
     Backend& be = i == 0 ? *b.cpu : *b.gpu;
-    const DeviceTensor qt = put(be, q, Shape{T, Hq, D}), kt = put(be, k, Shape{T, Hkv, D});
+    const DeviceTensor in = put(be, qkv, Shape{T, (Hq + 2 * Hkv) * D});
+    const DeviceTensor qt = be.allocate(be.activation_dtype(), Shape{T, Hq, D});
+    const DeviceTensor kt = be.allocate(be.activation_dtype(), Shape{T, Hkv, D});
+    const DeviceTensor vt = be.allocate(be.activation_dtype(), Shape{T, Hkv, D});
     const DeviceTensor f = put(be, inv_freq, Shape{D / 2}, true);
     be.begin_step(StepInput{tokens, slots, &plan, {}});
-    be.rope(qt.view(), kt.view(), f.view());
+    be.split_qkv_rope(in.view(), f.view(), qt.view(), kt.view(), vt.view());
     qo[i] = get(be, qt.view());
     ko[i] = get(be, kt.view());
+    vo[i] = get(be, vt.view());
   }
   expect_close(compare(qo[1], qo[0], kBf16Rel, 1e-4), "rope q");
   expect_close(compare(ko[1], ko[0], kBf16Rel, 1e-4), "rope k");
+  EXPECT_EQ(vo[1], vo[0]);  // v is copied, bit for bit
 }
 
 TEST(CudaOps, KvWriteAndCopyBlocksMatchCpu) {

@@ -151,16 +151,28 @@ TEST(EmulatedModelKernels, AddRmsNormMatchesReference) {
 TEST(EmulatedModelKernels, RopeMatchesCpuReference) {
   std::mt19937_64 rng(test_seed());
   const int T = 3, Hq = 4, Hkv = 2, D = 64;
-  std::vector<uint16_t> q = random_bf16(rng, T * Hq * D), k = random_bf16(rng, T * Hkv * D);
+  const int row = (Hq + 2 * Hkv) * D;
+  const std::vector<uint16_t> qkv = random_bf16(rng, T * row);
+  std::vector<uint16_t> q(T * Hq * D, 0xffff), k(T * Hkv * D, 0xffff), v(T * Hkv * D, 0xffff);
   const std::vector<int32_t> positions = {0, 7, 100000};
   std::vector<float> inv_freq(D / 2);
   for (int i = 0; i < D / 2; ++i) inv_freq[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / D));
-  std::vector<float> q_ref = to_f32(q), k_ref = to_f32(k);
+  // The reference: split each token's row, then rotate q and k.
+  std::vector<float> q_ref, k_ref, v_ref;
+  const std::vector<float> all = to_f32(qkv);
+  for (int t = 0; t < T; ++t) {
+    const auto at = all.begin() + t * row;
+    q_ref.insert(q_ref.end(), at, at + Hq * D);
+    k_ref.insert(k_ref.end(), at + Hq * D, at + (Hq + Hkv) * D);
+    v_ref.insert(v_ref.end(), at + (Hq + Hkv) * D, at + row);
+  }
   cpu::rope_f32(q_ref.data(), positions.data(), inv_freq.data(), T, Hq, D);
   cpu::rope_f32(k_ref.data(), positions.data(), inv_freq.data(), T, Hkv, D);
   kernels::RopeParams p;
+  p.qkv = qkv.data();
   p.q = q.data();
   p.k = k.data();
+  p.v = v.data();
   p.positions = positions.data();
   p.inv_freq = inv_freq.data();
   p.num_tokens = T;
@@ -170,6 +182,7 @@ TEST(EmulatedModelKernels, RopeMatchesCpuReference) {
   emulate_rope(p);
   for (size_t i = 0; i < q.size(); ++i) expect_bf16_close(bf16_to_f32(q[i]), round_bf16(q_ref[i]), "q", i);
   for (size_t i = 0; i < k.size(); ++i) expect_bf16_close(bf16_to_f32(k[i]), round_bf16(k_ref[i]), "k", i);
+  for (size_t i = 0; i < v.size(); ++i) ASSERT_EQ(bf16_to_f32(v[i]), v_ref[i]) << "v " << i;
 }
 
 TEST(EmulatedModelKernels, KvWriteScattersTokensAndSkipsPadding) {

@@ -64,8 +64,9 @@ class RecordingBackend final : public Backend {
   void linear(const TensorView& x, const TensorView& w, const TensorView& bias, const TensorView& y) override {
     op([=, this] { inner_->linear(x, w, bias, y); });
   }
-  void rope(const TensorView& q, const TensorView& k, const TensorView& inv_freq) override {
-    op([=, this] { inner_->rope(q, k, inv_freq); });
+  void split_qkv_rope(const TensorView& qkv, const TensorView& inv_freq, const TensorView& q, const TensorView& k,
+                      const TensorView& v) override {
+    op([=, this] { inner_->split_qkv_rope(qkv, inv_freq, q, k, v); });
   }
   void copy_blocks(const TensorView& cache, const KvLayout& layout, std::span<const int32_t> src,
                    std::span<const int32_t> dst) override {

@@ -117,12 +117,23 @@ class CpuBackend final : public Backend {
     cpu::linear_f32(f32(x), f32(w), bias.data != nullptr ? f32(bias) : nullptr, f32(y), T, N, K);
   }
 
-  void rope(const TensorView& q, const TensorView& k, const TensorView& inv_freq) override {
-    CANOPY_ASSERT(q.shape.rank() == 3 && k.shape.rank() == 3);
+  void split_qkv_rope(const TensorView& qkv, const TensorView& inv_freq, const TensorView& q, const TensorView& k,
+                      const TensorView& v) override {
+    CANOPY_ASSERT(q.shape.rank() == 3 && k.shape.rank() == 3 && v.shape == k.shape);
     const int64_t T = q.shape[0], D = q.shape[2];
+    const int64_t QD = q.shape[1] * D, KVD = k.shape[1] * D;
     CANOPY_ASSERT(T == plan_.num_tokens && k.shape[0] == T && k.shape[2] == D && inv_freq.numel() == D / 2);
-    cpu::rope_f32(f32(q), plan_.q_positions.data(), f32(inv_freq), T, q.shape[1], D);
-    cpu::rope_f32(f32(k), plan_.q_positions.data(), f32(inv_freq), T, k.shape[1], D);
+    CANOPY_ASSERT(qkv.numel() == T * (QD + 2 * KVD));
+    const float* src = f32(qkv);
+    float *qd = f32(q), *kd = f32(k), *vd = f32(v);
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = src + t * (QD + 2 * KVD);
+      std::memcpy(qd + t * QD, row, static_cast<size_t>(QD) * sizeof(float));
+      std::memcpy(kd + t * KVD, row + QD, static_cast<size_t>(KVD) * sizeof(float));
+      std::memcpy(vd + t * KVD, row + QD + KVD, static_cast<size_t>(KVD) * sizeof(float));
+    }
+    cpu::rope_f32(qd, plan_.q_positions.data(), f32(inv_freq), T, q.shape[1], D);
+    cpu::rope_f32(kd, plan_.q_positions.data(), f32(inv_freq), T, k.shape[1], D);
   }
 
   void copy_blocks(const TensorView& cache, const KvLayout& layout, std::span<const int32_t> src,

@@ -273,14 +273,18 @@ class CudaBackend final : public Backend {
     gemm_->matmul(bf16(x), bf16(w), bias_bf16, bf16(y), T, N, K, CUDA_R_16BF, CUDA_R_16BF, stream_);
   }
 
-  void rope(const TensorView& q, const TensorView& k, const TensorView& inv_freq) override {
-    CANOPY_ASSERT(q.shape.rank() == 3 && k.shape.rank() == 3);
+  void split_qkv_rope(const TensorView& qkv, const TensorView& inv_freq, const TensorView& q, const TensorView& k,
+                      const TensorView& v) override {
+    CANOPY_ASSERT(q.shape.rank() == 3 && k.shape.rank() == 3 && v.shape == k.shape);
     const int64_t T = q.shape[0], D = q.shape[2];
     CANOPY_ASSERT(T == step_tokens_ && k.shape[0] == T && k.shape[2] == D && inv_freq.numel() == D / 2);
-    const OpScope scope = op_scope([&] { return fmt::format("rope {} tokens", T); });
+    CANOPY_ASSERT(qkv.numel() == T * (q.shape[1] + 2 * k.shape[1]) * D);
+    const OpScope scope = op_scope([&] { return fmt::format("split_qkv_rope {} tokens", T); });
     kernels::RopeParams p;
+    p.qkv = bf16(qkv);
     p.q = bf16(q);
     p.k = bf16(k);
+    p.v = bf16(v);
     p.positions = positions_.data();
     p.inv_freq = f32(inv_freq);
     p.num_tokens = static_cast<int32_t>(T);

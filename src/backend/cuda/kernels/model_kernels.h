@@ -45,9 +45,13 @@ struct RmsNormParams {
 
 // Rotate-half rotary embedding in place at positions [T]: q [T, Hq, D], k [T, Hkv, D] bf16,
 // inv_freq [D / 2] f32. The angle is positions[t] * inv_freq[i] rounded to f32, as on the CPU.
+// qkv [T, (Hq + 2 Hkv) * D] (per token: q heads, k heads, v heads) -> q [T, Hq, D] and k
+// [T, Hkv, D] rotated, v [T, Hkv, D] copied.
 struct RopeParams {
+  const uint16_t* qkv = nullptr;
   uint16_t* q = nullptr;
   uint16_t* k = nullptr;
+  uint16_t* v = nullptr;
   const int32_t* positions = nullptr;
   const float* inv_freq = nullptr;
   int32_t num_tokens = 0;
