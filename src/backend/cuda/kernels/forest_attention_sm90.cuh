@@ -12,8 +12,9 @@
 // only when it follows the wgmma code in program order).
 //
 // Wide mode, per CTA: warpgroup 2 produces (cp.async of each unit's Q rows and its K/V tiles into
-// kStages stages; each thread waits for its own copies, fences them for the async proxy and
-// arrives on the stage's "full" mbarrier), warpgroups 0 and 1 consume 64 rows each: per 64-key
+// kStages stages; each thread's copies arrive on the stage's "full" mbarrier by themselves when
+// they land, cp.async.mbarrier.arrive.noinc, and the consumers fence them for the async proxy
+// after their wait), warpgroups 0 and 1 consume 64 rows each: per 64-key
 // tile S = Q K^T (wgmma, both operands in shared memory), mask, online softmax in registers,
 // O += P V (wgmma, P from registers); the stage is released on its "empty" mbarrier. The next
 // tile's S is issued together with this tile's P V, so the tensor core sees them back to back.
