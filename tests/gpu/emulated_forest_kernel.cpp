@@ -228,6 +228,7 @@ inline void mbar_init(uint32_t bar, uint32_t count) { ::canopy::emu::mbar_init(b
 inline void mbar_arrive(uint32_t bar) { ::canopy::emu::mbar_arrive(bar); }
 inline bool mbar_try_wait(uint32_t bar, uint32_t parity) { return ::canopy::emu::mbar_test(bar, parity); }
 inline void mbar_wait(uint32_t bar, uint32_t parity) { ::canopy::emu::mbar_wait(bar, parity); }
+inline void cp_async_mbar_arrive_noinc(uint32_t bar) { ::canopy::emu::async_mbar_arrive_noinc(bar); }
 inline void named_barrier_sync(uint32_t id, uint32_t threads) {
   ::canopy::emu::named_barrier(static_cast<int>(id), static_cast<int>(threads));
 }

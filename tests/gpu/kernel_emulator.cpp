@@ -1,5 +1,6 @@
 #include "kernel_emulator.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -68,6 +69,9 @@ struct Fiber {
   std::vector<Copy> open_group;
   std::deque<std::vector<Copy>> groups;
   void* slot = nullptr;
+  // mbarriers whose phase this thread has observed complete since its last fence.proxy.async: the
+  // cp.async data landed through them becomes fenced for it at the fence.
+  std::vector<uint32_t> acquired;
 };
 
 struct Warp {
@@ -87,6 +91,9 @@ struct MBar {
   uint32_t pending = 0;
   uint32_t phase = 0;  // parity of the current (incomplete) phase
   uint64_t generation = 0;
+  // Copies of cp.async.mbarrier.arrive.noinc arrivals of the current phase: they land when the
+  // phase completes (as late as the GPU may land them).
+  std::vector<Copy> attached;
 };
 
 struct Group {
@@ -106,7 +113,9 @@ struct Cta {
   std::vector<Fiber> fibers;
   Barrier named[16];
   std::map<uint32_t, MBar> mbars;
-  std::vector<uint16_t> unfenced;  // per 16-byte chunk: 1 + thread that wrote it through cp.async, 0 if fenced
+  // per 16-byte chunk: 1 + thread that wrote it through cp.async (waited for by that thread), or
+  // kLandedViaMbar | mbarrier offset / 8 (landed through a noinc arrival); 0 if fenced
+  std::vector<uint16_t> unfenced;
   std::vector<uint16_t> async_reads;  // per 16-byte chunk: in-flight async-proxy reads
   std::vector<uint16_t> copies_in_flight;  // per 16-byte chunk: issued cp.async not yet landed
   std::vector<Group> warpgroups;
@@ -359,6 +368,8 @@ void named_barrier_arrive(int id, int threads) {
 }
 
 namespace {
+constexpr uint16_t kLandedViaMbar = 0x8000;  // unfenced tag of copies landed through an mbarrier
+
 MBar& mbar_at(uint32_t off) {
   Cta& c = *me().cta;
   auto it = c.mbars.find(off);
@@ -392,22 +403,78 @@ void mbar_arrive(uint32_t off) {
   yield();  // let waiters and other arrivers interleave
 }
 
-bool mbar_test(uint32_t off, uint32_t parity) { return mbar_at(off).phase != (parity & 1u); }
+namespace {
+void note_acquired(uint32_t off) {
+  std::vector<uint32_t>& a = me().acquired;
+  if (std::find(a.begin(), a.end(), off) == a.end()) a.push_back(off);
+}
+}  // namespace
+
+void async_mbar_arrive_noinc(uint32_t off) {
+  Fiber& f = me();
+  Cta& c = *f.cta;
+  MBar& b = mbar_at(off);
+  // Every cp.async this thread issued so far (committed or not) now belongs to the arrival; the
+  // groups stay (empty) so that later wait_group counts are unchanged.
+  for (auto& g : f.groups) {
+    b.attached.insert(b.attached.end(), g.begin(), g.end());
+    g.clear();
+  }
+  b.attached.insert(b.attached.end(), f.open_group.begin(), f.open_group.end());
+  f.open_group.clear();
+  if (--b.pending == 0) {
+    for (const Copy& cp : b.attached) {
+      unsigned char* dst = c.smem + cp.smem_offset;
+      if (cp.valid) {
+        std::memcpy(dst, cp.src, 16);
+      } else {
+        std::memset(dst, 0, 16);
+      }
+      c.unfenced[cp.smem_offset / 16] = static_cast<uint16_t>(kLandedViaMbar | (off / 8));
+      --c.copies_in_flight[cp.smem_offset / 16];
+    }
+    b.attached.clear();
+    b.pending = b.expected;
+    b.phase ^= 1u;
+    ++b.generation;
+  }
+  yield();
+}
+
+bool mbar_test(uint32_t off, uint32_t parity) {
+  const bool done = mbar_at(off).phase != (parity & 1u);
+  if (done) note_acquired(off);
+  return done;
+}
 
 void mbar_wait(uint32_t off, uint32_t parity) {
   MBar& b = mbar_at(off);
   while (b.phase == (parity & 1u)) wait_for_change(&b.generation, b.generation);
+  note_acquired(off);
 }
 
 void proxy_fence() {
   Fiber& f = me();
-  for (auto& w : f.cta->unfenced)
+  for (auto& w : f.cta->unfenced) {
     if (w == f.tid + 1) w = 0;
+    if ((w & kLandedViaMbar) != 0) {
+      for (uint32_t bar : f.acquired)
+        if (w == (kLandedViaMbar | (bar / 8))) w = 0;
+    }
+  }
+  f.acquired.clear();
 }
 
 void check_async_read(uint32_t off, uint32_t bytes) {
   Cta& c = *me().cta;
   for (uint32_t o = off / 16; o < (off + bytes + 15) / 16 && o < c.unfenced.size(); ++o) {
+    if ((c.unfenced[o] & kLandedViaMbar) != 0) {
+      std::fprintf(stderr,
+                   "kernel emulator: async-proxy read of shared offset %u, landed through the mbarrier at %u, "
+                   "without fence.proxy.async after waiting for it\n",
+                   o * 16, (c.unfenced[o] & ~kLandedViaMbar) * 8u);
+      std::abort();
+    }
     if (c.unfenced[o] != 0) {
       std::fprintf(stderr,
                    "kernel emulator: async-proxy read of shared offset %u, written through the generic proxy by "

@@ -60,7 +60,11 @@ void named_barrier_arrive(int id, int threads);
 void mbar_init(uint32_t smem_offset, uint32_t count);
 void mbar_arrive(uint32_t smem_offset);
 bool mbar_test(uint32_t smem_offset, uint32_t parity);
+// cp.async.mbarrier.arrive.noinc: every cp.async the thread issued so far lands when the barrier's
+// current phase completes, and counts as one of its arrivals; a thread that observes the phase
+// (mbar_wait / mbar_test) and then fences (proxy_fence) may read them through the async proxy.
 void mbar_wait(uint32_t smem_offset, uint32_t parity);
+void async_mbar_arrive_noinc(uint32_t smem_offset);
 // fence.proxy.async: this thread's completed generic writes to shared memory become visible to
 // the async proxy; check_async_read aborts when [offset, offset + bytes) holds unfenced ones.
 void proxy_fence();

@@ -12,8 +12,9 @@
 // only when it follows the wgmma code in program order).
 //
 // Wide mode, per CTA: warpgroup 2 produces (cp.async of each unit's Q rows and its K/V tiles into
-// kStages stages; each thread waits for its own copies, fences them for the async proxy and
-// arrives on the stage's "full" mbarrier), warpgroups 0 and 1 consume 64 rows each: per 64-key
+// kStages stages; each thread's copies arrive on the stage's "full" mbarrier by themselves when
+// they land, cp.async.mbarrier.arrive.noinc, and the consumers fence them for the async proxy
+// after their wait), warpgroups 0 and 1 consume 64 rows each: per 64-key
 // tile S = Q K^T (wgmma, both operands in shared memory), mask, online softmax in registers,
 // O += P V (wgmma, P from registers); the stage is released on its "empty" mbarrier. The next
 // tile's S is issued together with this tile's P V, so the tensor core sees them back to back.
@@ -126,7 +127,14 @@ __device__ __forceinline__ int key_page(const ForestAttentionParams& p, const Fo
 }
 
 // =============================================================================================
-// Wide mode: the producer warpgroup.
+// Wide mode: the producer warpgroup. All 128 threads copy every tile (kRowsPerLane rows of one
+// chunk column each) and signal it with cp_async_mbar_arrive_noinc: the stage's "full" barrier
+// (128 arrivals) completes when the last thread's copies land, with no thread waiting for them.
+// So the producer runs up to kStages tiles ahead of the consumers, limited only by the "empty"
+// barriers (v3.0 waited for its own copies before signalling, which tied the signal of tile g to
+// the issue of tile g + 2 and so to the consumers' release of tile g - 2: the consumers waited on
+// the producer's issue every tile). Each thread's block of the next two tiles is looked up ahead,
+// so no copy waits on a page-table load.
 template <int kD>
 __device__ __forceinline__ void wide_producer(const ForestAttentionParams& p, uint32_t base, uint32_t ctrl, int* ring,
                                               int* producer_unit, int tid) {
@@ -140,33 +148,8 @@ __device__ __forceinline__ void wide_producer(const ForestAttentionParams& p, ui
   int units = 0;    // units taken
   int tiles = 0;    // tiles issued (stage = tiles % kStages)
   int qloads = 0;   // Q buffers filled (buffer = qloads % 2)
-  // Tiles whose copies this thread issued but has not yet waited for, fenced and signalled: up to
-  // kLag of them stay in flight (kLag + 1 tiles loading at once). Each is signalled once the copies
-  // issued after it are at most kLag - 1 groups, and all of them before the warp blocks on anything
-  // but a stage's "empty" barrier. Waiting for the stage of tile g needs the consumers to release
-  // tile g - kStages, which they do after issuing S of tile g - kStages + 1 (they look one tile
-  // ahead): that tile must not be pending, hence kLag <= kStages - 2.
-  constexpr int kLag = C::kStages - 2;
-  int pending = 0;          // tiles pending: the oldest is tile `tiles - pending`
-  uint32_t pending_q = 0;   // bit i: the i-th oldest pending tile carried its unit's Q (buffer in pending_qbuf)
-  uint32_t pending_qbuf = 0;
-  auto signal_oldest = [&] {  // its copies have landed (the caller waited)
-    const int g = tiles - pending;
-    fence_proxy_async_shared();
-    mbar_arrive(ctrl + C::kBarFull + 8 * (g % C::kStages));
-    if (pending_q & 1u) mbar_arrive(ctrl + C::kBarQFull + 8 * (pending_qbuf & 1u));
-    pending_q >>= 1;
-    pending_qbuf >>= 1;
-    --pending;
-  };
-  auto flush = [&] {
-    if (pending == 0) return;
-    cp_async_wait<0>();
-    while (pending > 0) signal_oldest();
-  };
   int next = tid == 0 ? take_work(p.work_state + 0, p.num_wide_units) : 0;  // one unit ahead
   for (;;) {
-    flush();  // nothing pending before the barriers below
     // ---- the next unit, from thread 0 to the producer threads (two slots: thread 0 writes slot
     // u % 2 again only after every producer thread has passed the barrier of unit u + 1), and to
     // the consumers through the ring
@@ -186,33 +169,40 @@ __device__ __forceinline__ void wide_producer(const ForestAttentionParams& p, ui
     const int n_tiles = unit_tiles(u, C::kTileKeys);
     const int rows = u.q_count * group;
     const int head0 = u.kv_head * group;
+    // This thread's block of tile t (one_block only).
+    auto lookup = [&](int t) { return one_block ? key_page(p, u, u.kv_begin + t * C::kTileKeys + row0) : 0; };
+    int page[1] = {lookup(0)};
+    int page_next = lookup(1);  // in flight while this unit's Q and tile 0 are issued
 
-    // ---- Q rows -> Q buffer (qloads % 2), zero past the unit's rows; travels with tile 0
+    // ---- Q rows -> Q buffer (qloads % 2), zero past the unit's rows; the token ids of a pair of
+    // chunks are loaded together (two loads in flight, not one)
     const int qbuf = qloads & 1;
     mbar_wait(ctrl + C::kBarQEmpty + 8 * qbuf, ((qloads >> 1) & 1) ^ 1);
     ++qloads;
     {
       const uint32_t qbase = base + C::kQOffset + qbuf * C::kQBufBytes;
+      static_assert(C::kQChunksPerLane % 2 == 0, "Q chunks in pairs");
       CANOPY_NO_UNROLL
-      for (int i = 0; i < C::kQChunksPerLane; ++i) {
-        const int r = tid / C::kChunks + i * (C::kProducerThreads / C::kChunks);
-        const bool valid = r < rows;
-        const uint16_t* src = p.q;
-        if (valid) {
-          const int t = __ldg(p.q_tokens + u.q_begin + r / group);
-          src = p.q + (static_cast<size_t>(t) * p.num_q_heads + head0 + r % group) * kD + chunk * 8;
+      for (int i = 0; i < C::kQChunksPerLane; i += 2) {
+        int r[2], t[2];
+        CANOPY_UNROLL
+        for (int k = 0; k < 2; ++k) {
+          r[k] = tid / C::kChunks + (i + k) * (C::kProducerThreads / C::kChunks);
+          t[k] = r[k] < rows ? __ldg(p.q_tokens + u.q_begin + r[k] / group) : 0;
         }
-        const int wg = r / C::kWgRows;
-        cp_async_16(qbase + wg * C::kQWgBytes + sw128_offset(r % C::kWgRows, chunk, C::kWgRows), src, valid);
+        CANOPY_UNROLL
+        for (int k = 0; k < 2; ++k) {
+          const bool valid = r[k] < rows;
+          const uint16_t* src =
+              valid ? p.q + (static_cast<size_t>(t[k]) * p.num_q_heads + head0 + r[k] % group) * kD + chunk * 8 : p.q;
+          const int wg = r[k] / C::kWgRows;
+          cp_async_16(qbase + wg * C::kQWgBytes + sw128_offset(r[k] % C::kWgRows, chunk, C::kWgRows), src, valid);
+        }
       }
+      cp_async_mbar_arrive_noinc(ctrl + C::kBarQFull + 8 * qbuf);
     }
 
-    // ---- K/V tiles; this thread's block is looked up one tile ahead
-    int page[1];
-    auto lookup = [&](int t) {
-      page[0] = one_block ? key_page(p, u, u.kv_begin + t * C::kTileKeys + row0) : 0;
-    };
-    lookup(0);
+    // ---- K/V tiles
     for (int t = 0; t < n_tiles; ++t) {
       const int stage = tiles % C::kStages;
       mbar_wait(ctrl + C::kBarEmpty + 8 * stage, ((tiles / C::kStages) & 1) ^ 1);
@@ -221,21 +211,16 @@ __device__ __forceinline__ void wide_producer(const ForestAttentionParams& p, ui
           p, u, u.kv_begin + t * C::kTileKeys + row0, chunk, one_block, page,
           [&](int i) { return kbase + static_cast<uint32_t>(sw128_offset(row0 + i, chunk, C::kTileKeys)); },
           C::kTileBytes);
-      cp_async_commit();
-      if (t == 0) {
-        pending_q |= 1u << pending;
-        pending_qbuf |= static_cast<uint32_t>(qbuf) << pending;
-      }
-      ++pending;
+      cp_async_mbar_arrive_noinc(ctrl + C::kBarFull + 8 * stage);
       ++tiles;
-      if (t + 1 < n_tiles) lookup(t + 1);
-      if (pending > kLag) {  // the oldest tile: wait until at most kLag - 1 newer groups are in flight
-        cp_async_wait<kLag>();
-        signal_oldest();
-      }
+      page[0] = page_next;
+      if (t + 2 < n_tiles) page_next = lookup(t + 2);
     }
   }
-  flush();
+  // Every copy has landed by now (the consumers waited for each stage); this keeps the thread's
+  // own view simple before the tile area changes hands.
+  cp_async_commit();
+  cp_async_wait<0>();
 }
 
 // =============================================================================================
@@ -400,6 +385,12 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       if (lane == 0) mbar_arrive(ctrl + C::kBarQEmpty + 8 * qbuf);
     };
     auto stage_of = [&](int t) { return (tiles + t) % C::kStages; };
+    // Waits for data the producer's cp.async landed (signalled by the hardware, no producer thread
+    // fenced it): this thread's proxy fence makes it visible to its wgmma reads.
+    auto wait_data = [&](uint32_t bar_offset, uint32_t parity) {
+      mbar_wait(ctrl + bar_offset, parity);
+      fence_proxy_async_shared();
+    };
     auto full_parity = [&](int t) { return static_cast<uint32_t>(((tiles + t) / C::kStages) & 1); };
     auto release_stage = [&](int t) {
       __syncwarp();
@@ -435,6 +426,17 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       }
       continue;
     }
+
+    // v2: tiles from first_masked on need the key / causal mask (the unit's last tile, or those
+    // past mask_from); one register, so its tile loop reads no descriptor field from global memory
+    // except in a masked tile. v3 has no register to spare at D = 128 (ptxas: 24 bytes of spills
+    // with this register, 12 with a predicate computed before the GEMMs): its softmax reads
+    // kv_begin, kv_end and mask_from per tile (L1 hits, under the other warpgroup's GEMMs).
+    const int first_masked = [&] {
+      if constexpr (kV3) return 0;
+      const int limit = (u.mask_from < u.kv_end ? u.mask_from : u.kv_end) - u.kv_begin;
+      return limit > 0 ? limit / C::kTileKeys : 0;
+    }();
 
     // Query positions of this thread's rows (causal units only).
     int qpos[2] = {kNoMask, kNoMask};
@@ -534,10 +536,9 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     // fast path; O is *not* touched (its P V may be in flight): alpha[h] is the factor to rescale
     // row h with once it has retired.
     auto softmax_v3 = [&](int t, float (&alpha)[2]) {
-      const int tile_key0 = u.kv_begin + t * C::kTileKeys;
-      const bool need_mask = tile_key0 + C::kTileKeys > u.kv_end || tile_key0 + C::kTileKeys > u.mask_from;
       const float scale = p.scale_log2;
-      if (need_mask) {
+      const int tile_key0 = u.kv_begin + t * C::kTileKeys;
+      if (tile_key0 + C::kTileKeys > u.kv_end || tile_key0 + C::kTileKeys > u.mask_from) {
         CANOPY_UNROLL
         for (int j = 0; j < 8; ++j)
           CANOPY_UNROLL
@@ -584,7 +585,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     // Scale, mask and online softmax of tile t's scores; P (bf16) -> pa; rescales acc.
     auto softmax = [&](int t) {
       const int tile_key0 = u.kv_begin + t * C::kTileKeys;
-      const bool need_mask = tile_key0 + C::kTileKeys > u.kv_end || tile_key0 + C::kTileKeys > u.mask_from;
+      const bool need_mask = t >= first_masked;
       CANOPY_UNROLL
       for (int h = 0; h < 2; ++h) {
         float v[16];
@@ -615,8 +616,8 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       pack_p(pa[0]);
     };
 
-    mbar_wait(ctrl + C::kBarQFull + 8 * qbuf, q_parity);
-    mbar_wait(ctrl + C::kBarFull + 8 * stage_of(0), full_parity(0));
+    wait_data(C::kBarQFull + 8 * qbuf, q_parity);
+    wait_data(C::kBarFull + 8 * stage_of(0), full_parity(0));
     if constexpr (!kV3) {
       // v2: per tile, P V of this tile and S of the next go to the tensor core together; the
       // softmax waits for both (the two warpgroups overlap only as far as they drift apart).
@@ -628,7 +629,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       for (int t = 0; t < n_tiles; ++t) {
         issue_pv(t, pa[0]);
         if (t + 1 < n_tiles) {
-          mbar_wait(ctrl + C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
+          wait_data(C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
           issue_s(t + 1);
         }
         wgmma_wait<0>();
@@ -664,7 +665,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       for (int t = 0; t + 1 < n_tiles; ++t) {
         // The data first, then the turn: a warpgroup never holds the tensor core's turn while it
         // waits for a tile.
-        mbar_wait(ctrl + C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
+        wait_data(C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
         pingpong_wait(wg);
         issue_s_rs(t + 1);
         issue_pv(t, pa[0]);

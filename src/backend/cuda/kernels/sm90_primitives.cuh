@@ -35,6 +35,15 @@ __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
       : "memory");
 }
 
+// An arrival on `bar` that the hardware performs once every cp.async this thread issued before it
+// has landed (cp.async.mbarrier.arrive.noinc: the arrival is one of the `count` of mbar_init, not
+// an extra one). The thread does not wait: a producer signals a stage the moment its copies land,
+// however far ahead it has gone meanwhile. The data is then visible to whoever observes the phase
+// completing; wgmma readers still owe a fence.proxy.async after their wait.
+__device__ __forceinline__ void cp_async_mbar_arrive_noinc(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+
 // Non-blocking test: true once the phase of parity `parity` has completed, i.e. the barrier's
 // current phase parity differs from `parity`. A fresh barrier is in phase 0: waiting on parity 1
 // succeeds at once (the "previous phase" of a fresh barrier counts as complete).
@@ -97,8 +106,9 @@ __device__ __forceinline__ void setmaxnreg_dec() {
 
 // ---- proxies -----------------------------------------------------------------------------------
 
-// Orders this thread's prior generic-proxy shared-memory accesses (st.shared, and cp.async writes
-// it has waited for) before later async-proxy accesses (wgmma operand reads).
+// Orders the generic-proxy shared-memory writes this thread has observed (its own st.shared and
+// waited-for cp.async, and other threads' writes acquired through an mbarrier wait, e.g. cp.async
+// landed with cp_async_mbar_arrive_noinc) before its later async-proxy accesses (wgmma reads).
 __device__ __forceinline__ void fence_proxy_async_shared() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
