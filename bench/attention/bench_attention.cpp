@@ -338,7 +338,7 @@ nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, s
           continue;
         }
         opts.tensor_ctas = v.tensor_ctas;
-        opts.wgmma_version = v.wgmma_version;
+        cuda::set_wgmma_version(opts, v.wgmma_version);
         if (!v.leaf_prefetch) opts.leaf_prefetch_window = 0;
         if (v.wide_pieces > 0) opts.wide_pieces_per_cta = v.wide_pieces;
         if (v.grid_ctas > 0) {

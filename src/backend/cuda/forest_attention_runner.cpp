@@ -7,6 +7,14 @@
 
 namespace canopy::cuda {
 
+void set_wgmma_version(ForestLaunchOptions& o, int version) {
+  o.wgmma_version = version;
+  // One tensor-CTA model rate for both versions: 350 TFLOP/s, the rate every measured v2 and v3
+  // variant of the benchmark ran with (v3's shared nodes alone measured 330-360 on the H100,
+  // v2's 275-295; the split it gives v2 was within the tensor-CTA sweep's noise).
+  o.wgmma_sm_flops_per_ns = 350e12 / o.num_sms / 1e9;
+}
+
 bool forest_kernel_forced_by_environment() { return std::getenv("CANOPY_FOREST_KERNEL") != nullptr; }
 
 ForestLaunchOptions forest_options_for_current_device(int head_dim, bool allow_v2) {
@@ -32,13 +40,11 @@ ForestLaunchOptions forest_options_for_current_device(int head_dim, bool allow_v
       o.kernel = ForestKernel::kWgmma;
       o.wgmma_version = wgmma_version;
       o.ctas_per_sm = 1;  // persistent: one CTA per SM
-      // The tensor CTAs' wgmma rate decides how many CTAs start on shared nodes: v2 measured
-      // ~270 TFLOP/s on the H100 (shared nodes alone, 2026-11-25; the model had assumed 600 and
-      // gave them too few CTAs: the tensor-CTA sweep was fastest at 99-132 on most 32/8 shapes).
-      // v3: 350, the low end of its prediction (450-550): too slow a rate costs less than too
+      // The tensor CTAs' wgmma rate decides how many CTAs start on shared nodes (the model had
+      // first assumed 600 TFLOP/s and gave them too few CTAs); too slow a rate costs less than too
       // fast a one (tensor CTAs join the leaves when the shared nodes are done; leaf CTAs never
-      // take shared nodes). To be replaced by v3's measurement.
-      o.wgmma_sm_flops_per_ns = (wgmma_version == 3 ? 350e12 : 270e12) / o.num_sms / 1e9;
+      // take shared nodes).
+      set_wgmma_version(o, wgmma_version);
       return o;
     }
   }
@@ -66,7 +72,6 @@ ForestAttention::ForestAttention(const AttentionShape& shape, const KvLayout& la
   wgmma_options_ = options_;
   wgmma_available_ = wgmma_options_.kernel == ForestKernel::kWgmma;
   v1_options_ = wgmma_available_ ? forest_options_for_current_device(shape.head_dim, false) : options_;
-  if (wgmma_available_) wgmma_options_.wgmma_version = 2;  // v3 measured no faster (notes, 2026-11-26)
 }
 
 int ForestAttention::variant_key() const {
@@ -78,6 +83,7 @@ void ForestAttention::prepare(const AttentionPlan& plan, cudaStream_t stream) {
   if (choose_per_step_) {
     const ForestChoice c = choose_forest_kernel(forest_step_balance(plan, shape_), wgmma_available_);
     options_ = c.kernel == ForestKernel::kWgmma ? wgmma_options_ : v1_options_;
+    if (c.kernel == ForestKernel::kWgmma) set_wgmma_version(options_, c.wgmma_version);
     mode_ = c.mode;
   }
   launch_plan_ = build_forest_launch_plan(plan, shape_, layout_, options_);

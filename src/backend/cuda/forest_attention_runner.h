@@ -28,6 +28,9 @@ namespace canopy::cuda {
 // v3 only where the wgmma kernel runs).
 ForestLaunchOptions forest_options_for_current_device(int head_dim, bool allow_v2 = true);
 
+// The wgmma kernel's wide-path version (2 or 3) and the tensor-CTA model's rate that goes with it.
+void set_wgmma_version(ForestLaunchOptions& options, int version);
+
 // Whether CANOPY_FOREST_KERNEL forces a kernel (then the runner does not choose per step).
 bool forest_kernel_forced_by_environment();
 

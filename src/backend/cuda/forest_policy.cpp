@@ -26,9 +26,14 @@ ForestStepBalance forest_step_balance(const AttentionPlan& plan, const Attention
 
 ForestChoice choose_forest_kernel(const ForestStepBalance& balance, bool wgmma_available) {
   ForestChoice c;
-  const bool mixed = balance.group > 1 && balance.balance >= kV1BalanceLow && balance.balance <= kV1BalanceHigh;
   const bool small_plain_decode = balance.wide_flops == 0.0 && balance.leaf_bytes < kV1PlainDecodeBytes;
-  c.kernel = wgmma_available && !mixed && !small_plain_decode ? ForestKernel::kWgmma : ForestKernel::kMmaSync;
+  const bool gqa_balanced = balance.group > 1 && balance.balance >= kLeafBoundBelow && balance.balance <= kV1BalanceHigh;
+  if (!wgmma_available || small_plain_decode || gqa_balanced) {
+    c.kernel = ForestKernel::kMmaSync;
+    return c;
+  }
+  c.kernel = ForestKernel::kWgmma;
+  c.wgmma_version = balance.balance < kLeafBoundBelow ? 2 : 3;
   return c;
 }
 

@@ -7,11 +7,11 @@
 //
 // where an item is wide when its rows (query tokens x GQA group) exceed a narrow unit's 16, as in
 // the launch plan. Measured, unfused (partials + merge kernel) beat the fused merge on every grid
-// point with both kernels, so the default is unfused. v1 (two CTAs per SM: a shared node's CTA
-// beside leaf CTAs on the same SM) overlapped the two resources best when neither dominates
-// (balance 0.2-1.0 with GQA: the 32/8 points with P <= 4096 and the three-level tree, 4-15% faster
-// than the wgmma kernel); the persistent wgmma kernel won where one side dominates (leaf-bound
-// steps, the compute-heavy long prefixes) and on every 40/40 point but two (within 2%). Host-only and deterministic, so tests pin it.
+// point with every kernel, so the default is unfused. v1 (two CTAs per SM: a shared node's CTA
+// beside leaf CTAs on the same SM) overlapped the two resources best when neither dominates with
+// grouped-query attention (balance 0.2-0.6: the 32/8 points with 512 <= B and P <= 4096, 3-8%
+// faster); the persistent wgmma kernel won where one side dominates and with one query head per
+// KV head. Host-only and deterministic, so tests pin it.
 #pragma once
 
 #include "attention/plan.h"
@@ -36,13 +36,13 @@ struct ForestChoice {
   kernels::ForestOutputMode mode = kernels::ForestOutputMode::kPartials;
 };
 
-// The default for a step: v1 where the wgmma kernel is not available; else v1 for grouped-query
-// attention with a balance in [kV1BalanceLow, kV1BalanceHigh] and for small plain decode steps,
-// the wgmma kernel (v2) otherwise
-// (with one query head per KV head v1 never won by more than 2%, and lost by up to 25% at
-// 40/40 B=1024 P=16384); unfused in every case.
-inline constexpr double kV1BalanceLow = 0.2;
-inline constexpr double kV1BalanceHigh = 1.0;
+// The default for a step (H100 measurements, 2026-11-26 00:52 UTC, bench/results): v1 where the
+// wgmma kernel is not available, for small plain decode steps, and for grouped-query steps with a
+// balance in [kLeafBoundBelow, kV1BalanceHigh]; otherwise the wgmma kernel: v2 for leaf-bound steps
+// (balance < kLeafBoundBelow: its leaf streaming beat v3's by 4-7% there), v3 (the pipelined wide
+// path: 330-360 TFLOP/s on shared nodes against v2's 275-295) for the rest; unfused in every case.
+inline constexpr double kLeafBoundBelow = 0.2;
+inline constexpr double kV1BalanceHigh = 0.6;
 // Plain decode (no wide item) reading less than this: v1 (Llama-3-8B decode at context ~140 on the
 // H100: 19 us vs 38 us per layer for one sequence, 71 vs 91 us for 256; the persistent kernel's
 // fixed start-up is not paid back by so little streaming).
