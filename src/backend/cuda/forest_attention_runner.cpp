@@ -45,6 +45,9 @@ ForestLaunchOptions forest_options_for_current_device(int head_dim, bool allow_v
       // fast a one (tensor CTAs join the leaves when the shared nodes are done; leaf CTAs never
       // take shared nodes).
       set_wgmma_version(o, wgmma_version);
+      // The leaf L2 prefetch measured no gain on the leaves alone and cost 2-9% on most full
+      // steps (H100, 2026-11-26: v3 against v3-nopf); off unless a caller asks for it.
+      o.leaf_prefetch_window = 0;
       return o;
     }
   }

@@ -26,7 +26,7 @@ ForestStepBalance forest_step_balance(const AttentionPlan& plan, const Attention
 
 ForestChoice choose_forest_kernel(const ForestStepBalance& balance, bool wgmma_available) {
   ForestChoice c;
-  const bool small_plain_decode = balance.wide_flops == 0.0 && balance.leaf_bytes < kV1PlainDecodeBytes;
+  const bool small_plain_decode = balance.balance < kNearlyPlainDecode && balance.leaf_bytes < kV1PlainDecodeBytes;
   const bool gqa_balanced = balance.group > 1 && balance.balance >= kLeafBoundBelow && balance.balance <= kV1BalanceHigh;
   if (!wgmma_available || small_plain_decode || gqa_balanced) {
     c.kernel = ForestKernel::kMmaSync;

@@ -43,10 +43,12 @@ struct ForestChoice {
 // path: 330-360 TFLOP/s on shared nodes against v2's 275-295) for the rest; unfused in every case.
 inline constexpr double kLeafBoundBelow = 0.2;
 inline constexpr double kV1BalanceHigh = 0.6;
-// Plain decode (no wide item) reading less than this: v1 (Llama-3-8B decode at context ~140 on the
-// H100: 19 us vs 38 us per layer for one sequence, 71 vs 91 us for 256; the persistent kernel's
-// fixed start-up is not paid back by so little streaming).
-inline constexpr double kV1PlainDecodeBytes = 1e9;
+// (Nearly) plain decode, balance below kNearlyPlainDecode, reading less than kV1PlainDecodeBytes:
+// v1 (Llama-3-8B decode at context ~140 on the H100: 19 us vs 38 us per layer for one sequence,
+// 71 vs 91 us for 256; 40/40 B=256 P=1024, balance 0.03: 0.267 vs 0.284 ms; the persistent
+// kernel's fixed start-up is not paid back by so little streaming).
+inline constexpr double kNearlyPlainDecode = 0.05;
+inline constexpr double kV1PlainDecodeBytes = 1.5e9;
 ForestChoice choose_forest_kernel(const ForestStepBalance& balance, bool wgmma_available);
 
 }  // namespace canopy::cuda
