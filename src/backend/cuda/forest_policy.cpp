@@ -27,13 +27,12 @@ ForestStepBalance forest_step_balance(const AttentionPlan& plan, const Attention
 ForestChoice choose_forest_kernel(const ForestStepBalance& balance, bool wgmma_available) {
   ForestChoice c;
   const bool small_plain_decode = balance.balance < kNearlyPlainDecode && balance.leaf_bytes < kV1PlainDecodeBytes;
-  const bool gqa_balanced = balance.group > 1 && balance.balance >= kLeafBoundBelow && balance.balance <= kV1BalanceHigh;
-  if (!wgmma_available || small_plain_decode || gqa_balanced) {
+  if (!wgmma_available || small_plain_decode) {
     c.kernel = ForestKernel::kMmaSync;
     return c;
   }
   c.kernel = ForestKernel::kWgmma;
-  c.wgmma_version = balance.balance < kLeafBoundBelow ? 2 : 3;
+  c.wgmma_version = 3;
   return c;
 }
 

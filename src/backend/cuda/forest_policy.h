@@ -6,12 +6,11 @@
 //             DRAM bandwidth)
 //
 // where an item is wide when its rows (query tokens x GQA group) exceed a narrow unit's 16, as in
-// the launch plan. Measured, unfused (partials + merge kernel) beat the fused merge on every grid
-// point with every kernel, so the default is unfused. v1 (two CTAs per SM: a shared node's CTA
-// beside leaf CTAs on the same SM) overlapped the two resources best when neither dominates with
-// grouped-query attention (balance 0.2-0.6: the 32/8 points with 512 <= B and P <= 4096, 3-8%
-// faster); the persistent wgmma kernel won where one side dominates and with one query head per
-// KV head. Host-only and deterministic, so tests pin it.
+// the launch plan. Measured on the H100 (2026-11-26, bench/results/attention-*-2026-11-26.*):
+// unfused (partials + merge kernel) beat the fused merge on every grid point with every kernel; v3
+// (the wgmma kernel with the pipelined wide path, leaf prefetch off) was the fastest or within 2%
+// of it on every point but the nearly plain decode steps, where v1's non-persistent launch is
+// cheaper than the persistent kernel's start-up. Host-only and deterministic, so tests pin it.
 #pragma once
 
 #include "attention/plan.h"
@@ -32,17 +31,12 @@ ForestStepBalance forest_step_balance(const AttentionPlan& plan, const Attention
 
 struct ForestChoice {
   ForestKernel kernel = ForestKernel::kMmaSync;
-  int wgmma_version = 2;  // with kWgmma
+  int wgmma_version = 3;  // with kWgmma
   kernels::ForestOutputMode mode = kernels::ForestOutputMode::kPartials;
 };
 
-// The default for a step (H100 measurements, 2026-11-26 00:52 UTC, bench/results): v1 where the
-// wgmma kernel is not available, for small plain decode steps, and for grouped-query steps with a
-// balance in [kLeafBoundBelow, kV1BalanceHigh]; otherwise the wgmma kernel: v2 for leaf-bound steps
-// (balance < kLeafBoundBelow: its leaf streaming beat v3's by 4-7% there), v3 (the pipelined wide
-// path: 330-360 TFLOP/s on shared nodes against v2's 275-295) for the rest; unfused in every case.
-inline constexpr double kLeafBoundBelow = 0.2;
-inline constexpr double kV1BalanceHigh = 0.6;
+// The default for a step: v1 where the wgmma kernel is not available and for small (nearly) plain
+// decode steps (below); v3 unfused otherwise.
 // (Nearly) plain decode, balance below kNearlyPlainDecode, reading less than kV1PlainDecodeBytes:
 // v1 (Llama-3-8B decode at context ~140 on the H100: 19 us vs 38 us per layer for one sequence,
 // 71 vs 91 us for 256; 40/40 B=256 P=1024, balance 0.03: 0.267 vs 0.284 ms; the persistent
