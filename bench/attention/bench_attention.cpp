@@ -146,14 +146,14 @@ struct Variant {
   kernels::ForestOutputMode mode = kernels::ForestOutputMode::kFusedMerge;
   int tensor_ctas = -1;
   int grid_ctas = -1;  // wgmma kernel: a persistent grid of this many CTAs (SMs) instead of all
-  bool leaf_prefetch = true;
+  bool leaf_prefetch = false;  // -pf: the v3 leaf prefetch into L2 (off by default since 2026-11-26)
   int wide_pieces = -1;  // wgmma kernel: shared nodes cut into at least this many pieces per tensor CTA
   enum class Subset { kAll, kShared, kLeaves } subset = Subset::kAll;
 };
 
 // v1 | v1u | vK | vKu | vK-prefix | vK-leaves | vK-tc<N>   (K = 2 or 3; u: partials + merge kernel),
 // any of them with a suffix -sm<N>: the persistent grid on N SMs only (e.g. v3-leaves-sm66: the
-// leaves' streaming rate per SM below the DRAM limit), then -nopf: v3 without the leaf prefetch,
+// leaves' streaming rate per SM below the DRAM limit), then -pf: v3 with the leaf prefetch,
 // then -wp<N>: shared nodes cut into at least N pieces per tensor CTA (the planner's default 4:
 // fewer pieces, fewer unit boundaries and partials; more, a shorter tail).
 Variant parse_variant(const std::string& name) {
@@ -173,8 +173,8 @@ Variant parse_variant(const std::string& name) {
     CANOPY_CHECK(v.wide_pieces >= 1 && v.wide_pieces <= 64, "--variants: '{}': pieces per CTA out of range", name);
     rest = rest.substr(0, wp);
   }
-  if (const size_t pf = rest.find("-nopf"); pf != std::string::npos && pf + 5 == rest.size()) {
-    v.leaf_prefetch = false;
+  if (const size_t pf = rest.find("-pf"); pf != std::string::npos && pf + 3 == rest.size()) {
+    v.leaf_prefetch = true;
     rest = rest.substr(0, pf);
   }
   if (const size_t sm = rest.find("-sm"); sm != std::string::npos) {
@@ -339,7 +339,7 @@ nlohmann::json bench_shape(const BenchShape& s, const Options& o, void* flush, s
         }
         opts.tensor_ctas = v.tensor_ctas;
         cuda::set_wgmma_version(opts, v.wgmma_version);
-        if (!v.leaf_prefetch) opts.leaf_prefetch_window = 0;
+        if (v.leaf_prefetch) opts.leaf_prefetch_window = -1;  // the planner's window: two per CTA
         if (v.wide_pieces > 0) opts.wide_pieces_per_cta = v.wide_pieces;
         if (v.grid_ctas > 0) {
           CANOPY_CHECK(v.kernel == cuda::ForestKernel::kWgmma, "--variants: '{}': -sm needs the wgmma kernel", name);
@@ -459,7 +459,7 @@ int run(int argc, char** argv) {
   app.add_option("--variants", o.variants,
                  "comma-separated: v1 v1u v2 v2u v3 v3u (u: partials + merge kernel), v3-prefix, v3-leaves "
                  "(shared nodes / leaves alone), v3-tc<N> (N CTAs start on wide units); v2-* likewise; a "
-                 "suffix -sm<N>: a grid of N SMs; then -nopf: v3 without the leaf prefetch; then -wp<N>: "
+                 "suffix -sm<N>: a grid of N SMs; then -pf: v3 with the leaf prefetch; then -wp<N>: "
                  "shared nodes in >= N pieces per tensor CTA");
   app.add_flag("--quick", o.quick, "a few small shapes");
   app.add_flag("!--no-flat", o.flat, "skip the sharing-off baseline");

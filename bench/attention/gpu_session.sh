@@ -32,11 +32,11 @@ V1_VARIANTS="v1u,v1"
 # measures both).
 # v3-leaves-sm66: the leaves on half the SMs (their per-SM streaming rate below the DRAM limit:
 # what a leaf CTA gives while tensor CTAs compute).
-# -nopf: v3 without the leaf prefetch into L2 (now the default too: it cost 2-9%); -wp1/-wp2: shared nodes in 1 or 2
+# -pf: v3 with the leaf prefetch into L2 (off by default: it cost 2-9%); -wp1/-wp2: shared nodes in 1 or 2
 # pieces per tensor CTA instead of 4 (fewer unit boundaries and partials vs a longer tail).
 # warmup: the engine's choice, timed and discarded: the first variant of a shape measured up to 12%
 # slower than the same launch measured later (fresh buffers), so "auto" (canopy) is not first.
-V2_VARIANTS="warmup,auto,v1u,v2u,v2,v2-prefix,v3u,v3,v3-nopf,v3-wp1,v3-wp2,v3-prefix,v3-leaves,v3-leaves-nopf,v3-leaves-sm66"
+V2_VARIANTS="warmup,auto,v1u,v2u,v2,v2-prefix,v3u,v3,v3-pf,v3-wp1,v3-wp2,v3-prefix,v3-leaves,v3-leaves-pf,v3-leaves-sm66"
 V2_VARIANTS+=",v3-tc66,v3-tc99,v3-tc132"
 V2_FALLBACK="warmup,auto,v1u,v2u,v2,v2-prefix,v2-leaves,v2-tc99,v2-tc132"
 EXTRA_CANOPY=()

@@ -150,7 +150,7 @@ def main():
         pre, lea = var.get("v3-prefix", {}), var.get("v3-leaves", {})
         pre2 = var.get("v2-prefix", {})
         lea66 = var.get("v3-leaves-sm66", {})
-        leanopf, v3nopf = median(var.get("v3-leaves-nopf")), median(var.get("v3-nopf"))
+        leapf, v3pf = median(var.get("v3-leaves-pf")), median(var.get("v3-pf"))
         tcs = sorted([k for k in var if k.startswith("v3-tc")], key=lambda k: int(k[5:]))
         checks = []
         for k, e in var.items():
@@ -168,10 +168,10 @@ def main():
             name.replace(" U=128", "").replace(" U=64", " U64"),
             rate(pre), rate(pre2),
             ("%s (%.2f TB/s)" % (cell(median(lea)), lea["tbps"]) if median(lea) and lea.get("tbps") else cell(median(lea)))
-            + ("; nopf %s" % cell(leanopf) if leanopf else ""),
+            + ("; with prefetch %s" % cell(leapf) if leapf else ""),
             "%s (%.0f GB/s/SM)" % (cell(median(lea66)), lea66["tbps"] * 1000 / 66) if median(lea66) and lea66.get("tbps")
             else cell(median(lea66)),
-            "%s tc=%s%s" % (cell(v3), var.get("v3", {}).get("tensor_ctas", "-"), "; nopf %s" % cell(v3nopf) if v3nopf else ""),
+            "%s tc=%s%s" % (cell(v3), var.get("v3", {}).get("tensor_ctas", "-"), "; with prefetch %s" % cell(v3pf) if v3pf else ""),
             " ".join("%s:%s" % (k[5:], cell(median(var[k]))) for k in tcs) or "-",
             "; ".join(checks) or "ok",
         ])

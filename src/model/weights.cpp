@@ -110,10 +110,10 @@ LlamaWeights load_llama_weights(const TensorSource& source, WeightNaming naming,
 
     l.attn_norm = r.vector(r.read(name("input_layernorm.weight", "attn_norm.weight"), {H}));
     // Q, K and V become one [QD + 2 KVD, H] matrix: one product reads them in one pass.
-    const auto concat = [](std::vector<float> a, const std::vector<float>& b, const std::vector<float>& c3) {
-      a.insert(a.end(), b.begin(), b.end());
-      a.insert(a.end(), c3.begin(), c3.end());
-      return a;
+    const auto concat = [](std::vector<float> q, const std::vector<float>& k, const std::vector<float>& v) {
+      q.insert(q.end(), k.begin(), k.end());
+      q.insert(q.end(), v.begin(), v.end());
+      return q;
     };
     l.w_qkv = r.matrix(concat(read_qk("self_attn.q_proj.weight", "attn_q.weight", c.num_heads, {QD, H}),
                               read_qk("self_attn.k_proj.weight", "attn_k.weight", c.num_kv_heads, {KVD, H}),

@@ -105,7 +105,7 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key, const void* bias) {
     CANOPY_CHECK(found > 0, "cuBLASLt has no algorithm for a {}x{}x{} product ({} -> {}{})", M, N, K, in_i, out_i,
                  has_bias ? ", bias" : "");
     plan.algo = results[0].algo;
-    if (M <= kTuneMaxRows)
+    if (M <= kTuneMaxRows && found > 1)
       for (int i = 0; i < found; ++i)
         if (results[i].state == CUBLAS_STATUS_SUCCESS) plan.candidates.push_back(results[i].algo);
   } catch (...) {

@@ -3,7 +3,6 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <map>
 #include <set>
@@ -185,7 +184,7 @@ class CudaBackend final : public Backend {
     CANOPY_ASSERT(step.plan->num_tokens == T && static_cast<int64_t>(step.plan->q_positions.size()) == T);
     CANOPY_ASSERT(static_cast<int64_t>(step.kv_slots.size()) == T);
     for (int32_t r : step.logit_rows) CANOPY_ASSERT(r >= 0 && r < T);
-    const auto host_start = std::chrono::steady_clock::now();
+    const auto host_start = cuda::OpProfiler::Clock::now();
     reserve_step_buffers(std::max(T, R));
     const size_t cap = static_cast<size_t>(meta_capacity_);
     int32_t* h = meta_host_.data();
@@ -204,11 +203,9 @@ class CudaBackend final : public Backend {
     copy(logit_rows_.data(), h + 3 * cap, R);
     attention_prepared_ = false;
     if (profiler_ != nullptr) {  // the previous step's GPU work, apart from the preparation below
-      const auto t0 = std::chrono::steady_clock::now();
+      const auto wait_start = cuda::OpProfiler::Clock::now();
       CANOPY_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      const auto t1 = std::chrono::steady_clock::now();
-      profiler_->add_host(fmt::format("begin_step {} tokens: wait for the previous step", T),
-                          std::chrono::duration<double, std::milli>(t1 - t0).count());
+      profiler_->add_host_since(fmt::format("begin_step {} tokens: wait for the previous step", T), wait_start);
     }
     if (attention_ != nullptr) {
       attention_->prepare(*step.plan, stream_);  // synchronizes the stream
@@ -216,9 +213,7 @@ class CudaBackend final : public Backend {
     } else {
       CANOPY_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the pinned staging is reused next step
     }
-    if (profiler_ != nullptr)
-      profiler_->add_host(fmt::format("begin_step {} tokens", T),
-                          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - host_start).count());
+    if (profiler_ != nullptr) profiler_->add_host_since(fmt::format("begin_step {} tokens", T), host_start);
     step_tokens_ = T;
     step_rows_ = R;
   }
@@ -509,17 +504,14 @@ class CudaBackend final : public Backend {
     if (it == graphs_.end()) return false;
     CANOPY_ASSERT(attention_prepared_);
     // The attention launches read this step's launch lists: new grid and pointers per step.
-    const auto host_start = std::chrono::steady_clock::now();
+    const auto host_start = cuda::OpProfiler::Clock::now();
     for (const AttentionNode& a : it->second.attention)
       attention_->update_graph_nodes(it->second.exec, a.node, a.merge_node, a.q, a.k_cache, a.v_cache, a.out,
                                      nullptr);
-    if (profiler_ != nullptr) {
-      profiler_->add_host(fmt::format("graph node updates {} tokens", step_tokens_),
-                          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - host_start).count());
-      profiler_->begin(fmt::format("graph replay {} tokens", step_tokens_), stream_);
-    }
+    if (profiler_ != nullptr)
+      profiler_->add_host_since(fmt::format("graph node updates {} tokens", step_tokens_), host_start);
+    const OpScope scope = op_scope([&] { return fmt::format("graph replay {} tokens", step_tokens_); });
     CANOPY_CUDA_CHECK(cudaGraphLaunch(it->second.exec, stream_));
-    if (profiler_ != nullptr) profiler_->end(stream_);
     return true;
   }
 

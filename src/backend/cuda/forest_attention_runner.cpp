@@ -1,9 +1,9 @@
 #include "forest_attention_runner.h"
 
-#include "forest_policy.h"
-
 #include <cstdlib>
 #include <cstring>
+
+#include "forest_policy.h"
 
 namespace canopy::cuda {
 
@@ -38,16 +38,12 @@ ForestLaunchOptions forest_options_for_current_device(int head_dim, bool allow_v
     CANOPY_CUDA_CHECK(kernels::forest_sm90_kernel_info(head_dim, &info));
     if (info.ctas_per_sm >= 1) {
       o.kernel = ForestKernel::kWgmma;
-      o.wgmma_version = wgmma_version;
       o.ctas_per_sm = 1;  // persistent: one CTA per SM
       // The tensor CTAs' wgmma rate decides how many CTAs start on shared nodes (the model had
       // first assumed 600 TFLOP/s and gave them too few CTAs); too slow a rate costs less than too
       // fast a one (tensor CTAs join the leaves when the shared nodes are done; leaf CTAs never
       // take shared nodes).
       set_wgmma_version(o, wgmma_version);
-      // The leaf L2 prefetch measured no gain on the leaves alone and cost 2-9% on most full
-      // steps (H100, 2026-11-26: v3 against v3-nopf); off unless a caller asks for it.
-      o.leaf_prefetch_window = 0;
       return o;
     }
   }

@@ -2,17 +2,18 @@
 
 #include <limits>
 
+#include "forest_layout.h"
+
 namespace canopy::cuda {
 
 ForestStepBalance forest_step_balance(const AttentionPlan& plan, const AttentionShape& shape, double peak_flops,
                                       double bandwidth) {
   ForestStepBalance b;
   const int group = shape.num_kv_heads > 0 ? shape.num_q_heads / shape.num_kv_heads : 1;
-  b.group = group;
   const double D = shape.head_dim;
   for (const AttentionItem& it : plan.items) {
     const double keys = it.kv_len;
-    if (static_cast<int64_t>(it.q_count) * group > 16) {
+    if (static_cast<int64_t>(it.q_count) * group > kernels::ForestConfig<128>::kNarrowRows) {
       b.wide_flops += 4.0 * it.q_count * shape.num_q_heads * keys * D;
     } else {
       b.leaf_bytes += keys * shape.num_kv_heads * D * 2.0 * 2.0;
@@ -32,7 +33,6 @@ ForestChoice choose_forest_kernel(const ForestStepBalance& balance, bool wgmma_a
     return c;
   }
   c.kernel = ForestKernel::kWgmma;
-  c.wgmma_version = 3;
   return c;
 }
 

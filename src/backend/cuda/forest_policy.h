@@ -5,8 +5,8 @@
 //   balance = (FLOPs of the wide items at the tensor peak) / (KV bytes of the narrow items at the
 //             DRAM bandwidth)
 //
-// where an item is wide when its rows (query tokens x GQA group) exceed a narrow unit's 16, as in
-// the launch plan. Measured on the H100 (2026-11-26, bench/results/attention-*-2026-11-26.*):
+// where an item is wide when its rows (query tokens x GQA group) exceed a narrow unit's (the launch
+// plan's rule, forest_launch_plan.cpp). Measured on the H100 (2026-11-26, bench/results/attention-*-2026-11-26.*):
 // unfused (partials + merge kernel) beat the fused merge on every grid point with every kernel; v3
 // (the wgmma kernel with the pipelined wide path, leaf prefetch off) was the fastest or within 2%
 // of it on every point but the nearly plain decode steps, where v1's non-persistent launch is
@@ -21,9 +21,8 @@ namespace canopy::cuda {
 
 struct ForestStepBalance {
   double wide_flops = 0.0;  // 4 * rows * keys * D over the wide items (QK^T and PV)
-  double leaf_bytes = 0.0;  // K and V bytes (bf16) of the narrow items, per KV head
+  double leaf_bytes = 0.0;  // K and V bytes (bf16, every KV head) of the narrow items
   double balance = 0.0;     // (wide_flops / peak) / (leaf_bytes / bandwidth); +inf without leaves
-  int group = 1;            // query heads per KV head
 };
 
 ForestStepBalance forest_step_balance(const AttentionPlan& plan, const AttentionShape& shape,

@@ -11,6 +11,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -42,11 +43,14 @@ class OpProfiler {
     print();
   }
 
-  // Host time (not GPU time) spent in `name`, e.g. the per-step preparation that waits for the GPU.
-  void add_host(const std::string& name, double ms) {
+  using Clock = std::chrono::steady_clock;
+
+  // Host time (not GPU time) spent in `name` since `start`, e.g. the per-step preparation that
+  // waits for the GPU.
+  void add_host_since(const std::string& name, Clock::time_point start) {
     Total& t = totals_["host: " + name];
     ++t.calls;
-    t.ms += ms;
+    t.ms += std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   }
 
   // Brackets [begin, end) of one op on `stream`; `name` says what ran (op and shape).

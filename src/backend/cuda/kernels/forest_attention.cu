@@ -2,30 +2,16 @@
 #include <atomic>
 
 #include "forest_attention.cuh"
+#include "launch_util.h"
 
 namespace canopy::kernels {
 
 namespace {
 
-// Opts the kernel into its dynamic shared memory (above 48 KB) and the largest carveout, once
-// per device (the attributes are per device; setting them on every launch would put driver calls
-// in front of every kernel).
 template <int kD>
 cudaError_t configure_attention() {
-  using C = ForestConfig<kD>;
-  static std::atomic<uint64_t> configured{0};
-  int device = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err != cudaSuccess) return err;
-  const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
-  if (bit != 0 && (configured.load(std::memory_order_acquire) & bit) != 0) return cudaSuccess;
-  err = cudaFuncSetAttribute(forest_attention_kernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes);
-  if (err != cudaSuccess) return err;
-  err = cudaFuncSetAttribute(forest_attention_kernel<kD>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                             cudaSharedmemCarveoutMaxShared);
-  if (err != cudaSuccess) return err;
-  configured.fetch_or(bit, std::memory_order_release);
-  return cudaSuccess;
+  static std::atomic<uint64_t> configured{0};  // devices done, one set per instantiation
+  return configure_large_smem_once(forest_attention_kernel<kD>, ForestConfig<kD>::kSmemBytes, configured);
 }
 
 template <int kD>
@@ -42,39 +28,31 @@ template <int kD>
 cudaError_t update_attention_node(cudaGraphExec_t exec, cudaGraphNode_t node, const ForestAttentionParams& p) {
   using C = ForestConfig<kD>;
   if (p.num_ctas <= 0) return cudaErrorInvalidValue;  // a captured launch always has CTAs
-  ForestAttentionParams arg = p;  // copied into the node by the call
-  void* args[] = {&arg};
-  cudaKernelNodeParams n{};
-  n.func = reinterpret_cast<void*>(forest_attention_kernel<kD>);
-  n.gridDim = dim3(static_cast<unsigned>(p.num_ctas));
-  n.blockDim = dim3(C::kThreads);
-  n.sharedMemBytes = C::kSmemBytes;
-  n.kernelParams = args;
-  return cudaGraphExecKernelNodeSetParams(exec, node, &n);
+  return update_kernel_node(exec, node, forest_attention_kernel<kD>, dim3(static_cast<unsigned>(p.num_ctas)),
+                            dim3(C::kThreads), C::kSmemBytes, p);
+}
+
+// The merge kernel's launch: 128 threads, four (token, head) rows per CTA.
+constexpr int kMergeThreads = 128;
+inline int64_t merge_blocks(const MergePartialsParams& p) {
+  const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
+  return (rows + 3) / 4;
 }
 
 template <int kD>
 cudaError_t launch_merge(const MergePartialsParams& p, cudaStream_t stream) {
-  const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
-  if (rows <= 0) return cudaSuccess;
-  const int64_t blocks = (rows + 3) / 4;
-  merge_partials_kernel<kD><<<static_cast<unsigned>(blocks), 128, 0, stream>>>(p);
+  const int64_t blocks = merge_blocks(p);
+  if (blocks <= 0) return cudaSuccess;
+  merge_partials_kernel<kD><<<static_cast<unsigned>(blocks), kMergeThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }
 
 template <int kD>
 cudaError_t update_merge_node(cudaGraphExec_t exec, cudaGraphNode_t node, const MergePartialsParams& p) {
-  const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
-  if (rows <= 0) return cudaErrorInvalidValue;  // a captured launch always has rows
-  MergePartialsParams arg = p;  // copied into the node by the call
-  void* args[] = {&arg};
-  cudaKernelNodeParams n{};
-  n.func = reinterpret_cast<void*>(merge_partials_kernel<kD>);
-  n.gridDim = dim3(static_cast<unsigned>((rows + 3) / 4));
-  n.blockDim = dim3(128);
-  n.sharedMemBytes = 0;
-  n.kernelParams = args;
-  return cudaGraphExecKernelNodeSetParams(exec, node, &n);
+  const int64_t blocks = merge_blocks(p);
+  if (blocks <= 0) return cudaErrorInvalidValue;  // a captured launch always has rows
+  return update_kernel_node(exec, node, merge_partials_kernel<kD>, dim3(static_cast<unsigned>(blocks)),
+                            dim3(kMergeThreads), 0, p);
 }
 
 template <int kD>

@@ -2,6 +2,7 @@
 #include <atomic>
 
 #include "forest_attention_sm90.cuh"
+#include "launch_util.h"
 
 namespace canopy::kernels {
 
@@ -9,21 +10,9 @@ namespace {
 
 template <int kD, bool kV3>
 cudaError_t configure_sm90() {
-  using C = ForestConfigSm90<kD>;
-  static std::atomic<uint64_t> configured{0};  // one per instantiation
-  int device = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err != cudaSuccess) return err;
-  const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
-  if (bit != 0 && (configured.load(std::memory_order_acquire) & bit) != 0) return cudaSuccess;
-  err = cudaFuncSetAttribute(forest_attention_sm90_kernel<kD, kV3>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             C::kSmemBytes);
-  if (err != cudaSuccess) return err;
-  err = cudaFuncSetAttribute(forest_attention_sm90_kernel<kD, kV3>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                             cudaSharedmemCarveoutMaxShared);
-  if (err != cudaSuccess) return err;
-  configured.fetch_or(bit, std::memory_order_release);
-  return cudaSuccess;
+  static std::atomic<uint64_t> configured{0};  // devices done, one set per instantiation
+  return configure_large_smem_once(forest_attention_sm90_kernel<kD, kV3>, ForestConfigSm90<kD>::kSmemBytes,
+                                   configured);
 }
 
 template <int kD, bool kV3>
@@ -40,15 +29,8 @@ template <int kD, bool kV3>
 cudaError_t update_node_sm90(cudaGraphExec_t exec, cudaGraphNode_t node, const ForestAttentionParams& p) {
   using C = ForestConfigSm90<kD>;
   if (p.num_ctas <= 0) return cudaErrorInvalidValue;  // a captured launch always has CTAs
-  ForestAttentionParams arg = p;  // copied into the node by the call
-  void* args[] = {&arg};
-  cudaKernelNodeParams n{};
-  n.func = reinterpret_cast<void*>(forest_attention_sm90_kernel<kD, kV3>);
-  n.gridDim = dim3(static_cast<unsigned>(p.num_ctas));
-  n.blockDim = dim3(C::kThreads);
-  n.sharedMemBytes = C::kSmemBytes;
-  n.kernelParams = args;
-  return cudaGraphExecKernelNodeSetParams(exec, node, &n);
+  return update_kernel_node(exec, node, forest_attention_sm90_kernel<kD, kV3>, dim3(static_cast<unsigned>(p.num_ctas)),
+                            dim3(C::kThreads), C::kSmemBytes, p);
 }
 
 template <int kD>
