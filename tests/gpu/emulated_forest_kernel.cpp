@@ -112,6 +112,9 @@ inline uint32_t smem_u32(const void* p) {
 inline void cp_async_16(uint32_t smem_addr, const void* gmem, bool valid) {
   ::canopy::emu::async_copy_16(smem_addr, gmem, valid);
 }
+inline void cp_async_16_full(uint32_t smem_addr, const void* gmem) {
+  ::canopy::emu::async_copy_16(smem_addr, gmem, true);
+}
 inline uint64_t l2_policy_evict_first() { return 0; }
 inline void cp_async_16_hint(uint32_t smem_addr, const void* gmem, bool valid, uint64_t) {
   ::canopy::emu::async_copy_16(smem_addr, gmem, valid);

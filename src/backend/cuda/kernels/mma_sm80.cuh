@@ -39,6 +39,11 @@ __device__ __forceinline__ void cp_async_16(uint32_t smem_addr, const void* gmem
                : "memory");
 }
 
+// cp_async_16 of a source known to be in bounds: no source-size operand to compute.
+__device__ __forceinline__ void cp_async_16_full(uint32_t smem_addr, const void* gmem) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr), "l"(gmem) : "memory");
+}
+
 // An L2 policy that evicts the lines it touches first (data read once: decode leaves), so that it
 // does not push out data that other CTAs will read again (shared nodes' KV).
 __device__ __forceinline__ uint64_t l2_policy_evict_first() {
