@@ -116,6 +116,9 @@ inline void cp_async_16_full(uint32_t smem_addr, const void* gmem) {
   ::canopy::emu::async_copy_16(smem_addr, gmem, true);
 }
 inline uint64_t l2_policy_evict_first() { return 0; }
+inline void cp_async_16_full_hint(uint32_t smem_addr, const void* gmem, uint64_t) {
+  ::canopy::emu::async_copy_16(smem_addr, gmem, true);
+}
 inline void cp_async_16_hint(uint32_t smem_addr, const void* gmem, bool valid, uint64_t) {
   ::canopy::emu::async_copy_16(smem_addr, gmem, valid);
 }

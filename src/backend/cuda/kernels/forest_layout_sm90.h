@@ -120,4 +120,13 @@ CANOPY_HD constexpr int sw128_offset(int row, int chunk, int rows) {
   return (chunk >> 3) * rows * 128 + row * 128 + (((chunk & 7) ^ (row & 7)) << 4);
 }
 
+// A wgmma shared-memory descriptor (sm90_primitives.h: start address >> 4 in bits 0-13) moved on
+// by `bytes` (a multiple of 16): only the start-address field changes, and it cannot carry into
+// the next field while the address stays below 256 KB (all of shared memory). One 32-bit add, so a
+// tile's descriptors are a base descriptor per stage plus constants, not rebuilt from addresses
+// (v3.2: the consumer spent ~100 of its ~400 instructions per tile building descriptors).
+CANOPY_HD constexpr uint64_t wgmma_desc_advance(uint64_t desc, uint32_t bytes) {
+  return (desc & 0xFFFFFFFF00000000ull) | static_cast<uint32_t>(static_cast<uint32_t>(desc) + (bytes >> 4));
+}
+
 }  // namespace canopy::kernels

@@ -60,6 +60,13 @@ __device__ __forceinline__ void cp_async_16_hint(uint32_t smem_addr, const void*
                : "memory");
 }
 
+// cp_async_16_full with an L2 eviction policy (a hint only).
+__device__ __forceinline__ void cp_async_16_full_hint(uint32_t smem_addr, const void* gmem, uint64_t policy) {
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, 16, %2;\n" ::"r"(smem_addr), "l"(gmem),
+               "l"(policy)
+               : "memory");
+}
+
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 
 // Waits until at most N of this thread's committed groups are still in flight.
