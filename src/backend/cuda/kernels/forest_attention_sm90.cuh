@@ -747,13 +747,32 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
 // =============================================================================================
 // Narrow mode: one warp streams leaves through its own ring of 16-key tiles.
 //
-// Cursors hold unit indices only; descriptor fields are read from the unit list where used (L1
-// hits: the list is small and read-only) so that three leaves in flight cost no registers next to
-// the 96 registers of accumulators and Q fragments.
+// A leaf warp is bound by the latency of its own instruction stream (two leaf warps per scheduler;
+// ncu at 40/40 on 66 SMs: ~75% of its cycles stalled on fixed-latency dependencies, branches and
+// MUFU, few on memory), so its tile loop keeps each leaf's descriptor fields in registers (the
+// inline asm's memory clobbers would reload them from the unit list at every use), maps keys to
+// blocks with shifts, splits S = Q K^T into two independent chains of mma and uses the fast exp2.
+
+// Key -> (block, offset in the block) of the paged cache: shifts when the block size is a power
+// of two (the engine's 16), division otherwise.
+struct BlockGeometry {
+  int size;
+  int shift;  // log2(size) when `pow2`
+  bool pow2;
+  __device__ __forceinline__ explicit BlockGeometry(int block_size) : size(block_size), shift(0) {
+    while ((1 << shift) < block_size) ++shift;
+    pow2 = (1 << shift) == block_size;
+  }
+  __device__ __forceinline__ int block(int key) const { return pow2 ? key >> shift : key / size; }
+  __device__ __forceinline__ int offset(int key) const { return pow2 ? key & (size - 1) : key % size; }
+};
+
+// A leaf being loaded (loader) or computed (computer), with the fields the loader needs.
 struct LeafCursor {
   int idx = -1;    // unit index, -1: none
-  int n_tiles = 0;
+  int n_tiles = 0;  // -1: fields not read yet
   int tile = 0;    // next tile to load (loader) or compute (computer)
+  int kv_begin = 0, kv_end = 0, kv_head = 0, page_begin = 0;
 };
 
 // Leaves are taken in two halves so that the atomic's latency hides behind a leaf's work: lane 0
@@ -852,6 +871,10 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
   const int t4 = lane & 3;
   const int group = p.num_q_heads / p.num_kv_heads;
   const float neg_inf = neg_inf_f32();
+  const BlockGeometry geo(p.block_size);
+  // A block size that is a multiple of 16 keeps a whole 16-key tile in one block.
+  const bool tile_in_block = p.block_size % kKeys == 0;
+  const size_t head_stride = static_cast<size_t>(p.block_size) * kD;
 
   uint16_t* s_q = reinterpret_cast<uint16_t*>(wsmem);
   uint16_t* s_k = s_q + C::kLeafRows * kD;  // [kS][kTileElems]
@@ -870,20 +893,31 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
   int issued = 0, computed = 0;
   int next_page = 0;  // block of the loader's next tile
 
+  auto read_fields = [&](LeafCursor& c) {
+    const ForestUnit& u = units[c.idx];
+    c.kv_begin = u.kv_begin;
+    c.kv_end = u.kv_end;
+    c.kv_head = u.kv_head;
+    c.page_begin = u.kv_page_begin;
+    c.n_tiles = unit_tiles(u, kKeys);
+  };
   auto open = [&](LeafCursor& c, int idx) {
     c.idx = idx;
     c.tile = 0;
-    c.n_tiles = idx >= 0 ? unit_tiles(units[idx], kKeys) : 0;
+    c.n_tiles = 0;
+    if (idx >= 0) read_fields(c);
   };
-  auto tile_page = [&](const LeafCursor& c, int tile) {
-    const ForestUnit& u = units[c.idx];
-    return key_page(p, u, u.kv_begin + tile * kKeys);
+  // The block of the loader's tile `tile` (0 past the leaf's end: never read then).
+  auto tile_page = [&](int tile) {
+    const int key = ld.kv_begin + tile * kKeys;
+    return key < ld.kv_end ? __ldg(p.kv_pages + ld.page_begin + geo.block(key)) : 0;
   };
   // The loader moves to nx; nx to the leaf being taken; a new take starts.
   auto advance = [&] {
     ld = nx;
     if (ld.idx < 0) return;
-    next_page = tile_page(ld, 0);
+    read_fields(ld);
+    next_page = tile_page(0);
     const int idx = leaf_take_resolve(p, take);
     nx.idx = idx;
     nx.tile = 0;
@@ -909,17 +943,16 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
       cp_async_16(smem_u32(s_q + swizzled_offset(r, ld_chunk, kD)), src, valid);
     }
   };
-  // A block size that is a multiple of 16 keeps a whole 16-key tile in one block.
-  auto load_tile = [&](const ForestUnit& u, int tile, int stage, int page) {
+  auto load_tile = [&](int stage, int page) {
     const uint32_t dk = smem_u32(s_k + stage * kTileElems);
     const uint32_t v_off = static_cast<uint32_t>(kS * kTileElems * 2);
-    const int key0 = u.kv_begin + tile * kKeys + ld_row0;
-    if (p.block_size % kKeys == 0 && u.kv_begin + (tile + 1) * kKeys <= u.kv_end) {
+    const int key0 = ld.kv_begin + ld.tile * kKeys + ld_row0;
+    if (tile_in_block && ld.kv_begin + (ld.tile + 1) * kKeys <= ld.kv_end) {
       // The whole tile lies before kv_end and in one block (the common case): one source pointer
-      // per tensor, rows at immediate offsets. The general path below re-derives every row's
-      // address and bounds (ncu: ~400 of a leaf warp's ~710 instructions per tile went to it).
-      const size_t off = (static_cast<size_t>(page) * p.num_kv_heads + u.kv_head) * (static_cast<size_t>(p.block_size) * kD) +
-                         static_cast<size_t>(key0 % p.block_size) * kD + ld_chunk * 8;
+      // per tensor, rows at immediate offsets (the general path below re-derives every row's
+      // address and bounds).
+      const size_t off = (static_cast<size_t>(page) * p.num_kv_heads + ld.kv_head) * head_stride +
+                         static_cast<size_t>(geo.offset(key0)) * kD + ld_chunk * 8;
       const uint16_t* k = p.k_cache + off;
       const uint16_t* v = p.v_cache + off;
       const uint64_t policy = l2_policy_evict_first();
@@ -933,7 +966,7 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
     }
     const int pages[1] = {page};
     copy_kv_rows<kD, C::kLaneRows, C::kLaneRowStep, C::kLaneRows, true, true>(
-        p, u, key0, ld_chunk, p.block_size % kKeys == 0, pages,
+        p, units[ld.idx], key0, ld_chunk, tile_in_block, pages,
         [&](int i) { return dk + static_cast<uint32_t>(2 * swizzled_offset(ld_row0 + i * C::kLaneRowStep, ld_chunk, kD)); },
         v_off);
   };
@@ -942,7 +975,6 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
   auto fill = [&] {
     while (issued - computed < kS) {
       if (ld.idx < 0) return;
-      if (ld.n_tiles < 0) ld.n_tiles = unit_tiles(units[ld.idx], kKeys);
       if (ld.tile == ld.n_tiles) {
         // The next leaf's Q goes to the one Q buffer: only once the computer is on this leaf and
         // has read its Q (after its tile 0).
@@ -950,20 +982,19 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
         advance();
         continue;
       }
-      const ForestUnit& u = units[ld.idx];
-      if (ld.tile == 0) load_q(u);
-      load_tile(u, ld.tile, issued % kS, next_page);
+      if (ld.tile == 0) load_q(units[ld.idx]);
+      load_tile(issued % kS, next_page);
       cp_async_commit();
       ++ld.tile;
       ++issued;
-      if (ld.tile < ld.n_tiles) next_page = tile_page(ld, ld.tile);
+      if (ld.tile < ld.n_tiles) next_page = tile_page(ld.tile);
     }
   };
 
   open(cp, leaf_take_resolve(p, leaf_take_issue(p, lane)));
   if (cp.idx < 0) return;
   ld = cp;
-  next_page = tile_page(ld, 0);
+  next_page = tile_page(0);
   open(nx, leaf_take_resolve(p, leaf_take_issue(p, lane)));
   if (nx.idx >= 0) take = leaf_take_issue(p, lane);
   fill();
@@ -986,6 +1017,11 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
   for (;;) {  // one leaf per iteration: accumulators and Q fragments are born and die here
     const ForestUnit& u = units[cp.idx];
     const int rows = u.q_count * group;
+    // In registers for the whole leaf (see the top of this section).
+    const int kv_begin = cp.kv_begin;
+    const int kv_end = cp.kv_end;
+    const int mask_from = u.mask_from;
+    const int kv_pos0 = u.kv_pos0;
     float acc_o[kDTiles][4];
     float row_m[2], row_l[2];
     int qpos[2];
@@ -999,7 +1035,7 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
       row_l[h] = 0.0f;
       const int r = gid + 8 * h;
       qpos[h] = kNoMask;
-      if (u.mask_from != kNoMask && r < rows) qpos[h] = __ldg(p.q_positions + __ldg(p.q_tokens + u.q_begin + r / group));
+      if (mask_from != kNoMask && r < rows) qpos[h] = __ldg(p.q_positions + __ldg(p.q_tokens + u.q_begin + r / group));
     }
     wait_tile();
     uint32_t qa[kKSteps][4];
@@ -1008,22 +1044,31 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
 
     for (;;) {  // the leaf's tiles
       const int stage = computed % kS;
-      const int tile_key0 = u.kv_begin + cp.tile * kKeys;
+      const int tile_key0 = kv_begin + cp.tile * kKeys;
       const uint32_t k_addr0 = k_addr_base + stage * kKeys * kRowBytes;
       const uint32_t v_addr0 = v_addr_base + stage * kKeys * kRowBytes;
-      float s[2][4];
+      // S = Q K^T as two independent chains (even and odd k16 steps): half the dependent mma
+      // latency of one chain per 8-key column block.
+      float s2[2][2][4];
       CANOPY_UNROLL
-      for (int n = 0; n < 2; ++n)
+      for (int c = 0; c < 2; ++c)
         CANOPY_UNROLL
-        for (int e = 0; e < 4; ++e) s[n][e] = 0.0f;
+        for (int n = 0; n < 2; ++n)
+          CANOPY_UNROLL
+          for (int e = 0; e < 4; ++e) s2[c][n][e] = 0.0f;
       CANOPY_UNROLL
       for (int ks = 0; ks < kKSteps; ++ks) {
         uint32_t kb[4];
         ldmatrix_x4(kb, k_addr0 ^ (ks << 5));
-        mma_bf16_16816(s[0], qa[ks], kb[0], kb[1]);
-        mma_bf16_16816(s[1], qa[ks], kb[2], kb[3]);
+        mma_bf16_16816(s2[ks & 1][0], qa[ks], kb[0], kb[1]);
+        mma_bf16_16816(s2[ks & 1][1], qa[ks], kb[2], kb[3]);
       }
-      const bool need_mask = tile_key0 + kKeys > u.kv_end || tile_key0 + kKeys > u.mask_from;
+      float s[2][4];
+      CANOPY_UNROLL
+      for (int n = 0; n < 2; ++n)
+        CANOPY_UNROLL
+        for (int e = 0; e < 4; ++e) s[n][e] = s2[0][n][e] + s2[1][n][e];
+      const bool need_mask = tile_key0 + kKeys > kv_end || tile_key0 + kKeys > mask_from;
       CANOPY_UNROLL
       for (int h = 0; h < 2; ++h) {
         float v[4];
@@ -1031,15 +1076,27 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
         for (int n = 0; n < 2; ++n) {
           CANOPY_UNROLL
           for (int e = 0; e < 2; ++e) {
-            float x = s[n][2 * h + e] * p.scale_log2;
-            if (need_mask) {
-              const int key = tile_key0 + n * 8 + 2 * t4 + e;
-              if (key >= u.kv_end || u.kv_pos0 + key > qpos[h]) x = neg_inf;
-            }
-            v[2 * n + e] = x;
+            const int key = tile_key0 + n * 8 + 2 * t4 + e;
+            const bool masked = need_mask && (key >= kv_end || kv_pos0 + key > qpos[h]);
+            v[2 * n + e] = masked ? neg_inf : s[n][2 * h + e];  // raw scores: the scale is positive
           }
         }
-        const float alpha = online_softmax_step(v, row_m[h], row_l[h]);
+        // Online softmax with the scale folded into one FFMA per score and the fast exp2 (as in
+        // the wide v3 pipeline).
+        float mx = fmaxf(fmaxf(v[0], v[1]), fmaxf(v[2], v[3]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(row_m[h], mx * p.scale_log2);
+        const float m_use = m_new == neg_inf ? 0.0f : m_new;  // a row with no key yet: exp2(-inf) = 0
+        const float alpha = exp2_approx(row_m[h] - m_use);
+        row_m[h] = m_new;
+        float sum = 0.0f;
+        CANOPY_UNROLL
+        for (int i = 0; i < 4; ++i) {
+          v[i] = exp2_approx(fmaf(v[i], p.scale_log2, -m_use));
+          sum += v[i];
+        }
+        row_l[h] = row_l[h] * alpha + sum;  // per-thread partial sum; the quad's are added at the end
         CANOPY_UNROLL
         for (int n = 0; n < 2; ++n) {
           s[n][2 * h] = v[2 * n];
@@ -1097,7 +1154,6 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
     if (ld.idx < 0 || ld.idx == cp.idx) break;
     cp = ld;
     cp.tile = 0;
-    cp.n_tiles = unit_tiles(units[cp.idx], kKeys);
   }
   cp_async_wait<0>();
   __syncwarp();
