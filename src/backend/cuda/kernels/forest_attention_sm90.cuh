@@ -376,10 +376,10 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
   constexpr int kPSteps = C::kTileKeys / 16;  // k16 steps of O += P V
   constexpr int kSN = 32;                // S accumulators per thread (m64n64)
   // v3: k16 steps of S whose Q fragment stays in registers (the rest read Q from shared memory):
-  // all of them at D = 64; four of eight at D = 128 (ptxas -v, nvcc 13.0, with the unit's
-  // descriptor read from memory where used: all eight serialize the wgmmas for want of registers
-  // (C7512), five or six spill, four fit with no spill).
-  constexpr int kQRegSteps = kD == 64 ? kKSteps : 4;
+  // all of them at D = 64; three of eight at D = 128 (ptxas -v, nvcc 13.0: all eight serialize the
+  // wgmmas for want of registers (C7512), five or six spill; four fit only while the mask test
+  // reads the unit's descriptor from memory every tile, three leave room for first_masked).
+  constexpr int kQRegSteps = kD == 64 ? kKSteps : 3;
   constexpr bool kQAllInRegs = kQRegSteps == kKSteps;
   const int wtid = ctid % 128;           // thread in the warpgroup
   const int warp = wtid / 32;
@@ -462,13 +462,12 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       continue;
     }
 
-    // v2: tiles from first_masked on need the key / causal mask (the unit's last tile, or those
-    // past mask_from); one register, so its tile loop reads no descriptor field from global memory
-    // except in a masked tile. v3 has no register to spare at D = 128 (ptxas: 24 bytes of spills
-    // with this register, 12 with a predicate computed before the GEMMs): its softmax reads
-    // kv_begin, kv_end and mask_from per tile (L1 hits, under the other warpgroup's GEMMs).
+    // Tiles from first_masked on need the key / causal mask (the unit's last tile, or those past
+    // mask_from); one register, so the tile loop reads no descriptor field from global memory
+    // except in a masked tile. (v3 read kv_begin, kv_end and mask_from per tile until v3.3: ncu put
+    // ~12% of the consumer warps' stall samples on those L1 hits, exposed right after the wgmma
+    // wait; the register comes from keeping one k16 step less of Q in registers, see kQRegSteps.)
     const int first_masked = [&] {
-      if constexpr (kV3) return 0;
       const int limit = (u.mask_from < u.kv_end ? u.mask_from : u.kv_end) - u.kv_begin;
       return limit > 0 ? limit / C::kTileKeys : 0;
     }();
@@ -572,8 +571,8 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     // row h with once it has retired.
     auto softmax_v3 = [&](int t, float (&alpha)[2]) {
       const float scale = p.scale_log2;
-      const int tile_key0 = u.kv_begin + t * C::kTileKeys;
-      if (tile_key0 + C::kTileKeys > u.kv_end || tile_key0 + C::kTileKeys > u.mask_from) {
+      if (t >= first_masked) {
+        const int tile_key0 = u.kv_begin + t * C::kTileKeys;
         CANOPY_UNROLL
         for (int j = 0; j < 8; ++j)
           CANOPY_UNROLL
