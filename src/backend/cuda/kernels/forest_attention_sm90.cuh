@@ -358,6 +358,11 @@ __device__ __forceinline__ void pingpong_pass(int wg) {
   }
 }
 
+// Lazy rescaling (v3 and the leaf warps): a row's reference maximum moves only when a tile's
+// maximum exceeds it by more than this (log2 units; probabilities stay below 2^8 = 256, well inside
+// bf16 and f32 range).
+inline constexpr float kRescaleSlack = 8.0f;
+
 __device__ __forceinline__ float exp2_approx(float x) {
 #if defined(__CUDA_ARCH__)
   float y;
@@ -588,10 +593,17 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
         for (int j = 0; j < 8; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(row_m[h], mx * scale);
-        const float m_use = m_new == neg_inf ? 0.0f : m_new;  // a row with no key yet: exp2(-inf) = 0
-        alpha[h] = exp2_approx(row_m[h] - m_use);
-        row_m[h] = m_new;
+        // Lazy rescaling: the reference maximum moves only when the tile's maximum exceeds it by
+        // more than kRescaleSlack (log2 units), so most tiles skip the O rescale (64
+        // multiplications) and its exp2. Exact: every score of the row is exponentiated against
+        // the same reference, and the LSE uses it; probabilities stay below 2^kRescaleSlack.
+        const float m_tile = mx * scale;
+        alpha[h] = 1.0f;
+        if (m_tile > row_m[h] + kRescaleSlack) {  // also the first keys of the row (row_m = -inf)
+          alpha[h] = exp2_approx(row_m[h] - m_tile);
+          row_m[h] = m_tile;
+        }
+        const float m_use = row_m[h] == neg_inf ? 0.0f : row_m[h];  // no key yet: exp2(-inf) = 0
         float sum = 0.0f;
         CANOPY_UNROLL
         for (int j = 0; j < 8; ++j)
@@ -604,8 +616,8 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
         row_l[h] = row_l[h] * alpha[h] + sum;  // per-thread partial sum; the quad's are added at the end
       }
     };
-    // O *= alpha per row, skipped for a thread whose rows kept their maximum (alpha == 1: most
-    // tiles once the running maximum has settled).
+    // O *= alpha per row, skipped for a thread whose rows kept their reference maximum (alpha ==
+    // 1: most tiles, with the lazy rescaling of softmax_v3).
     auto rescale_o = [&](const float (&alpha)[2]) {
       if (alpha[0] == 1.0f && alpha[1] == 1.0f) return;
       CANOPY_UNROLL
@@ -1085,10 +1097,14 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
         float mx = fmaxf(fmaxf(v[0], v[1]), fmaxf(v[2], v[3]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(row_m[h], mx * p.scale_log2);
-        const float m_use = m_new == neg_inf ? 0.0f : m_new;  // a row with no key yet: exp2(-inf) = 0
-        const float alpha = exp2_approx(row_m[h] - m_use);
-        row_m[h] = m_new;
+        // Lazy rescaling (kRescaleSlack): most tiles keep the reference maximum.
+        const float m_tile = mx * p.scale_log2;
+        float alpha = 1.0f;
+        if (m_tile > row_m[h] + kRescaleSlack) {
+          alpha = exp2_approx(row_m[h] - m_tile);
+          row_m[h] = m_tile;
+        }
+        const float m_use = row_m[h] == neg_inf ? 0.0f : row_m[h];  // no key yet: exp2(-inf) = 0
         float sum = 0.0f;
         CANOPY_UNROLL
         for (int i = 0; i < 4; ++i) {
@@ -1101,8 +1117,8 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
           s[n][2 * h] = v[2 * n];
           s[n][2 * h + 1] = v[2 * n + 1];
         }
-        // Skipped while the row keeps its maximum (most tiles once it has settled; always for
-        // the rows past the leaf's, whose scores are all 0): 64 multiplications per tile.
+        // Skipped while the row keeps its reference maximum (most tiles; always for the rows past
+        // the leaf's, whose scores are all 0): 64 multiplications per tile.
         if (alpha != 1.0f) {
           CANOPY_UNROLL
           for (int dt = 0; dt < kDTiles; ++dt) {
