@@ -151,7 +151,7 @@ struct Variant {
   enum class Subset { kAll, kShared, kLeaves } subset = Subset::kAll;
 };
 
-// v1 | v1u | vK | vKu | vK-prefix | vK-leaves | vK-tc<N>   (K = 2 or 3; u: partials + merge kernel),
+// v1 | v1u | vK | vKu | vK-prefix | vK-leaves | vK-tc<N> | vKu-tc<N>   (K = 2 or 3; u: partials + merge kernel),
 // any of them with a suffix -sm<N>: the persistent grid on N SMs only (e.g. v3-leaves-sm66: the
 // leaves' streaming rate per SM below the DRAM limit), then -pf: v3 with the leaf prefetch,
 // then -wp<N>: shared nodes cut into at least N pieces per tensor CTA (the planner's default 4:
@@ -195,6 +195,10 @@ Variant parse_variant(const std::string& name) {
     fail("--variants: '{}' does not start with v1, v2 or v3", name);
   }
   rest = rest.substr(2);
+  if (rest.rfind("u-tc", 0) == 0) {  // vKu-tc<N>: partials + merge kernel with N tensor CTAs
+    v.mode = kernels::ForestOutputMode::kPartials;
+    rest = rest.substr(1);
+  }
   if (rest == "u") {
     v.mode = kernels::ForestOutputMode::kPartials;
   } else if (rest == "-prefix") {

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 
+#include "backend/cuda/forest_attention_runner.h"
 #include "backend/cuda/forest_policy.h"
 
 namespace canopy::cuda {
@@ -72,6 +74,27 @@ TEST(ForestPolicy, V1WithoutTheWgmmaKernelAndAlwaysUnfused) {
     EXPECT_EQ(without.mode, kernels::ForestOutputMode::kPartials);
     EXPECT_EQ(choose_forest_kernel(forest_step_balance(plan, kGqa), true).mode, kernels::ForestOutputMode::kPartials);
   }
+}
+
+
+// The tensor-CTA model rate: v3 350 and v2 270 TFLOP/s by default, CANOPY_FOREST_WGMMA_TFLOPS
+// overrides it (calibration on another GPU) and is validated.
+TEST(ForestPolicy, TensorRateDefaultsAndValidatedOverride) {
+  ForestLaunchOptions o;
+  o.num_sms = 132;
+  unsetenv("CANOPY_FOREST_WGMMA_TFLOPS");
+  set_wgmma_version(o, 3);
+  EXPECT_DOUBLE_EQ(o.wgmma_sm_flops_per_ns, 350e12 / 132 / 1e9);
+  set_wgmma_version(o, 2);
+  EXPECT_DOUBLE_EQ(o.wgmma_sm_flops_per_ns, 270e12 / 132 / 1e9);
+  setenv("CANOPY_FOREST_WGMMA_TFLOPS", "600", 1);
+  set_wgmma_version(o, 3);
+  EXPECT_DOUBLE_EQ(o.wgmma_sm_flops_per_ns, 600e12 / 132 / 1e9);
+  for (const char* bad : {"", "fast", "600x", "0", "1e9"}) {
+    setenv("CANOPY_FOREST_WGMMA_TFLOPS", bad, 1);
+    EXPECT_ANY_THROW(set_wgmma_version(o, 3)) << "'" << bad << "'";
+  }
+  unsetenv("CANOPY_FOREST_WGMMA_TFLOPS");
 }
 
 }  // namespace

@@ -57,7 +57,7 @@ struct ForestLaunchOptions {
 
   // v2 model (one SM = one persistent CTA): wgmma rate of a tensor CTA, streaming rate of a CTA of
   // leaf warps, DRAM bandwidth of the whole GPU. Predictions, to be calibrated by measurement.
-  double wgmma_sm_flops_per_ns = 350e12 / 132.0 / 1e9;  // v3 (the runner sets v2's measured 270)
+  double wgmma_sm_flops_per_ns = 350e12 / 132.0 / 1e9;  // v3 (set_wgmma_version: v2 270; see there)
   double wide_sm_bytes_per_ns = 60e9 / 1e9;  // a tensor CTA streaming a shared node's KV (few rows per unit)
   double leaf_sm_bytes_per_ns = 40e9 / 1e9;
   double dram_bytes_per_ns = 3.0e12 / 1e9;

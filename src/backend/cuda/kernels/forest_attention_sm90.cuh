@@ -1079,18 +1079,22 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
       for (int n = 0; n < 2; ++n)
         CANOPY_UNROLL
         for (int e = 0; e < 4; ++e) s[n][e] = s2[0][n][e] + s2[1][n][e];
-      const bool need_mask = tile_key0 + kKeys > kv_end || tile_key0 + kKeys > mask_from;
+      if (tile_key0 + kKeys > kv_end || tile_key0 + kKeys > mask_from) {  // one branch per tile
+        CANOPY_UNROLL
+        for (int n = 0; n < 2; ++n)
+          CANOPY_UNROLL
+          for (int e = 0; e < 4; ++e) {
+            const int key = tile_key0 + n * 8 + 2 * t4 + (e & 1);
+            if (key >= kv_end || kv_pos0 + key > qpos[e >> 1]) s[n][e] = neg_inf;
+          }
+      }
       CANOPY_UNROLL
       for (int h = 0; h < 2; ++h) {
-        float v[4];
+        float v[4];  // raw scores: the scale is positive
         CANOPY_UNROLL
         for (int n = 0; n < 2; ++n) {
-          CANOPY_UNROLL
-          for (int e = 0; e < 2; ++e) {
-            const int key = tile_key0 + n * 8 + 2 * t4 + e;
-            const bool masked = need_mask && (key >= kv_end || kv_pos0 + key > qpos[h]);
-            v[2 * n + e] = masked ? neg_inf : s[n][2 * h + e];  // raw scores: the scale is positive
-          }
+          v[2 * n] = s[n][2 * h];
+          v[2 * n + 1] = s[n][2 * h + 1];
         }
         // Online softmax with the scale folded into one FFMA per score and the fast exp2 (as in
         // the wide v3 pipeline).
