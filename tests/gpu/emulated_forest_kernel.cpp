@@ -508,6 +508,27 @@ inline void wgmma_m64n64k16_rs_kmajor(float (&d)[32], const uint32_t (&a)[4], ui
   op.d = d;
   wgmma_issue(op);
 }
+inline void wgmma_m64n128k16_ss(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+  emu_wgmma::Op op;
+  op.n = 128;
+  op.accumulate = accumulate != 0;
+  op.desc_a = desc_a;
+  op.desc_b = desc_b;
+  op.d = d;
+  wgmma_issue(op);
+}
+inline void wgmma_m64n128k16_rs_kmajor(float (&d)[64], const uint32_t (&a)[4], uint64_t desc_b, int accumulate) {
+  emu_wgmma::Op op;
+  op.n = 128;
+  op.a_in_regs = true;
+  op.b_mn_major = false;
+  op.accumulate = accumulate != 0;
+  op.desc_b = desc_b;
+  for (int i = 0; i < 4; ++i) op.a[i] = a[i];
+  op.a_src = a;
+  op.d = d;
+  wgmma_issue(op);
+}
 inline void wgmma_m64n128k16_rs(float (&d)[64], const uint32_t (&a)[4], uint64_t desc_b) {
   emu_wgmma::Op op;
   op.n = 128;

@@ -77,14 +77,14 @@ TEST(ForestPolicy, V1WithoutTheWgmmaKernelAndAlwaysUnfused) {
 }
 
 
-// The tensor-CTA model rate: v3 350 and v2 270 TFLOP/s by default, CANOPY_FOREST_WGMMA_TFLOPS
+// The tensor-CTA model rate: v3 400 and v2 270 TFLOP/s by default, CANOPY_FOREST_WGMMA_TFLOPS
 // overrides it (calibration on another GPU) and is validated.
 TEST(ForestPolicy, TensorRateDefaultsAndValidatedOverride) {
   ForestLaunchOptions o;
   o.num_sms = 132;
   unsetenv("CANOPY_FOREST_WGMMA_TFLOPS");
   set_wgmma_version(o, 3);
-  EXPECT_DOUBLE_EQ(o.wgmma_sm_flops_per_ns, 350e12 / 132 / 1e9);
+  EXPECT_DOUBLE_EQ(o.wgmma_sm_flops_per_ns, 400e12 / 132 / 1e9);
   set_wgmma_version(o, 2);
   EXPECT_DOUBLE_EQ(o.wgmma_sm_flops_per_ns, 270e12 / 132 / 1e9);
   setenv("CANOPY_FOREST_WGMMA_TFLOPS", "600", 1);

@@ -9,12 +9,12 @@ namespace canopy::cuda {
 
 void set_wgmma_version(ForestLaunchOptions& o, int version) {
   o.wgmma_version = version;
-  // The tensor-CTA model rate. v2: 270 TFLOP/s, its shared nodes alone on the H100. v3: 350, the
-  // rate whose splits gave the lowest total over the benchmark's 14 shapes in a sweep of 330-430
-  // (2026-11-26) -- although v3's shared nodes alone now run at 430-490 TFLOP/s on the
-  // compute-heavy shapes: the model's other terms (a leaf CTA's 40 GB/s, the tail of the last
-  // pieces) absorb the difference, and 430 gave 40/40 B=1024 P=16384 too few tensor CTAs (+16%).
-  double tflops = version == 2 ? 270.0 : 350.0;
+  // The tensor-CTA model rate. v2: 270 TFLOP/s, its shared nodes alone on the H100 (64-key
+  // tiles). v3: 400, the rate whose splits gave the lowest total over the benchmark's 14 shapes in
+  // a sweep of 300-500 with v3.5 (2026-11-26; its shared nodes alone run at 480-550 TFLOP/s on the
+  // compute-heavy shapes: the model's other terms, a leaf CTA's 40 GB/s and the tail of the last
+  // pieces, absorb the difference).
+  double tflops = version == 2 ? 270.0 : 400.0;
   // CANOPY_FOREST_WGMMA_TFLOPS: calibrates the model on another GPU (bench/attention sweeps it).
   if (const char* env = std::getenv("CANOPY_FOREST_WGMMA_TFLOPS"); env != nullptr) {
     char* end = nullptr;

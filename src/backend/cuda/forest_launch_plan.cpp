@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "forest_layout.h"
+#include "forest_layout_sm90.h"
 
 namespace canopy::cuda {
 
@@ -150,6 +151,9 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
   };
 
   const bool v2 = options.kernel == ForestKernel::kWgmma;
+  // Key tiles of the kernel that runs: key pieces are whole tiles (the wgmma kernel's wide units
+  // take 128 keys at a time, v1's 64).
+  const int64_t tile_keys = v2 ? kernels::ForestConfigSm90<128>::kTileKeys : kTileKeys;
   CANOPY_ASSERT(!v2 || (options.wgmma_sm_flops_per_ns > 0 && options.leaf_sm_bytes_per_ns > 0 &&
                         options.dram_bytes_per_ns > 0 && options.wide_pieces_per_cta > 0));
 
@@ -159,7 +163,7 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
   // occupies one of the 8 leaf warps of a CTA for its bytes at an eighth of the CTA's streaming rate.
   auto wide_ns_v2 = [&](int32_t q_count, int64_t keys, int64_t tiles_sharing = 1) {
     const double rows = static_cast<double>(ceil_div(static_cast<int64_t>(q_count) * g, 64) * 64);
-    const double tiles_keys = static_cast<double>(std::max<int64_t>(1, ceil_div(keys, kTileKeys)) * kTileKeys);
+    const double tiles_keys = static_cast<double>(std::max<int64_t>(1, ceil_div(keys, tile_keys)) * tile_keys);
     const double flop_ns = 4.0 * rows * tiles_keys * D / options.wgmma_sm_flops_per_ns;
     const double mem_ns = tiles_keys * D * 4.0 / static_cast<double>(tiles_sharing) / options.wide_sm_bytes_per_ns;
     return std::max(flop_ns, mem_ns) + options.unit_overhead_ns;
@@ -246,7 +250,7 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
     const int64_t tiles = ceil_div(it.q_count, tpu);
     const bool narrow = it.q_count * g <= kNarrowRows;
 
-    // Key pieces: whole 64-key tiles, at least min_split_keys each.
+    // Key pieces: whole key tiles, at least min_split_keys each.
     int64_t piece_keys = std::max<int64_t>(it.kv_len, 1);
     if (options.split_kv && it.kv_len >= 2 * options.min_split_keys) {
       double wanted = 1.0;
@@ -259,7 +263,7 @@ ForestLaunchPlan build_forest_launch_plan(const AttentionPlan& plan, const Atten
       }
       const int64_t max_pieces = it.kv_len / options.min_split_keys;
       const int64_t pieces = std::min<int64_t>(max_pieces, static_cast<int64_t>(std::ceil(wanted)));
-      if (pieces > 1) piece_keys = ceil_div(ceil_div(it.kv_len, pieces), kTileKeys) * kTileKeys;
+      if (pieces > 1) piece_keys = ceil_div(ceil_div(it.kv_len, pieces), tile_keys) * tile_keys;
     }
     const int64_t num_pieces = std::max<int64_t>(1, ceil_div(it.kv_len, piece_keys));
     if (num_pieces > 1) ++lp.split_items;

@@ -7,7 +7,8 @@
 //     tokens of at most 128 rows. Causal items get each tile's key range clamped to the last key
 //     its latest query sees, and the offset from which masking starts.
 //   - split-KV: a unit much longer than the launch's average share of work is cut into pieces of
-//     whole 64-key tiles (>= min_split_keys) so that every SM has work; each extra piece writes
+//     whole key tiles (64 keys for v1, 128 for the wgmma kernel; >= min_split_keys) so that every
+//     SM has work; each extra piece writes
 //     its own partial slots (numbered after the plan's), merged like the plan's.
 //   - tokens that no item covers get one empty unit (and a q_tokens entry), so that they are
 //     written (O = 0, LSE = -inf) like every other token.
@@ -57,7 +58,7 @@ struct ForestLaunchOptions {
 
   // v2 model (one SM = one persistent CTA): wgmma rate of a tensor CTA, streaming rate of a CTA of
   // leaf warps, DRAM bandwidth of the whole GPU. Predictions, to be calibrated by measurement.
-  double wgmma_sm_flops_per_ns = 350e12 / 132.0 / 1e9;  // v3 (set_wgmma_version: v2 270; see there)
+  double wgmma_sm_flops_per_ns = 400e12 / 132.0 / 1e9;  // v3 (set_wgmma_version: v2 270; see there)
   double wide_sm_bytes_per_ns = 60e9 / 1e9;  // a tensor CTA streaming a shared node's KV (few rows per unit)
   double leaf_sm_bytes_per_ns = 40e9 / 1e9;
   double dram_bytes_per_ns = 3.0e12 / 1e9;

@@ -14,21 +14,20 @@
 // Wide mode, per CTA: warpgroup 2 produces (cp.async of each unit's Q rows and its K/V tiles into
 // kStages stages; each thread's copies arrive on the stage's "full" mbarrier by themselves when
 // they land, cp.async.mbarrier.arrive.noinc, and the consumers fence them for the async proxy
-// after their wait), warpgroups 0 and 1 consume 64 rows each: per 64-key
-// tile S = Q K^T (wgmma, both operands in shared memory), mask, online softmax in registers,
-// O += P V (wgmma, P from registers); the stage is released on its "empty" mbarrier. The next
-// tile's S is issued together with this tile's P V, so the tensor core sees them back to back.
-// Units flow from the producer to the consumers through a 2-entry ring (mbarriers); Q buffers
-// alternate between units, so the next unit's Q and first tiles load while this one finishes.
+// after their wait), warpgroups 0 and 1 consume 64 rows each: per 128-key tile S = Q K^T (wgmma,
+// K from shared memory, Q from shared memory or, at D = 64, registers), mask, online softmax in
+// registers, O += P V (wgmma, P from registers); the stage is released on its "empty" mbarrier.
+// Units flow from the producer to the consumers through a 2-entry ring (mbarriers); the next
+// unit's Q and first tiles load while this one finishes (two Q buffers at D = 64, one at D = 128).
 //
-// The v3 wide pipeline (template flag kV3, ForestAttentionParams::wide_pipeline == 3; same units,
-// queues, producer, leaves and epilogues): per tile, S of the next tile and P V of this one are
-// issued back to back and the softmax of the next tile runs as soon as its S lands (wait_group 1),
-// under this warpgroup's P V; the two consumer warpgroups take turns at the tensor core (named
-// barriers 4 and 5: ping-pong), so one's softmax runs under the other's GEMMs; exp2 with the
-// scale folded into one FFMA per score; O rescaled only where the row maximum moved; part (D=128)
-// or all (D=64) of Q kept in registers as the A operand of S (RS wgmma), less shared-memory
-// traffic per GEMM.
+// The tile pipeline (v3.5): per tile, P V of this tile, then S of the next once P's registers are
+// free, in the warpgroup's turn at the tensor core; v3 (template flag kV3,
+// ForestAttentionParams::wide_pipeline == 3) takes turns with named barriers 4 and 5 (ping-pong),
+// so one warpgroup's softmax runs under the other's GEMMs; v2 takes no turns. Softmax: exp2 with
+// the scale folded into one FFMA per score, lazy rescaling (the reference maximum moves only by
+// more than kRescaleSlack). v3.0-v3.4 used 64-key tiles and overlapped the softmax with the
+// warpgroup's own P V (S of the next tile in flight with it): 128-key tiles leave no registers for
+// that (docs/kernels/attention-notes.md, v3.5).
 //
 // Narrow mode, per warp: a cp.async ring of 16-key tiles that runs across consecutive leaves (the
 // next leaf's Q and first tiles load while this one computes), mma.sync m16n8k16 as in v1.
@@ -124,8 +123,9 @@ __device__ __forceinline__ void copy_kv_rows(const ForestAttentionParams& p, con
 // The producer's copy of its rows of a whole tile (every row before kv_end; the thread's
 // kRowsPerLane rows in one block): one 64-bit source per tensor and one XOR per row. Rows row0 ..
 // row0 + kRowsPerLane - 1 of chunk column `chunk` go to the 128-byte-swizzled tile at `kbase`
-// (forest_layout_sm90.h); row0 is a multiple of kRowsPerLane (<= 8), so the swizzled chunk position
-// of row row0 + j is that of row0 XOR j, and row j's address is (thread base ^ (j << 4)) + j * 128.
+// (forest_layout_sm90.h); row0 is a multiple of kRowsPerLane (a divisor or a multiple of 8), so the
+// swizzled chunk position of row row0 + j is that of row0 XOR (j % 8), and row j's address is
+// (thread base ^ ((j % 8) << 4)) + j * 128.
 // The general path (copy_kv_rows) spends ~18 dependent integer instructions per 16-byte copy: the
 // v3.1 producer warps issued ~600 instructions per tile one at a time and could not keep up with
 // the consumers (ncu: consumer warps spent ~30% of their samples waiting for full stages while the
@@ -133,7 +133,7 @@ __device__ __forceinline__ void copy_kv_rows(const ForestAttentionParams& p, con
 template <int kD, int kRowsPerLane, int kTileKeys>
 __device__ __forceinline__ void copy_full_tile_rows(const ForestAttentionParams& p, const ForestUnit& u, int key0, int chunk,
                                                     int row0, int page, uint32_t kbase, uint32_t v_offset) {
-  static_assert(kRowsPerLane <= 8 && 8 % kRowsPerLane == 0, "a thread's rows share one swizzle row group");
+  static_assert(8 % kRowsPerLane == 0 || kRowsPerLane % 8 == 0, "a thread's rows start a swizzle row group");
   const size_t head_stride = static_cast<size_t>(p.block_size) * kD;
   const size_t off = (static_cast<size_t>(page) * p.num_kv_heads + u.kv_head) * head_stride +
                      static_cast<size_t>(key0 % p.block_size) * kD + chunk * 8;
@@ -142,7 +142,7 @@ __device__ __forceinline__ void copy_full_tile_rows(const ForestAttentionParams&
   const uint32_t d0 = kbase + static_cast<uint32_t>(sw128_offset(row0, chunk, kTileKeys));
   CANOPY_UNROLL
   for (int j = 0; j < kRowsPerLane; ++j) {
-    const uint32_t d = (d0 ^ static_cast<uint32_t>(j << 4)) + static_cast<uint32_t>(j * 128);
+    const uint32_t d = (d0 ^ static_cast<uint32_t>((j % 8) << 4)) + static_cast<uint32_t>(j * 128);
     cp_async_16_full(d, k + j * kD);
     cp_async_16_full(d + v_offset, v + j * kD);
   }
@@ -174,7 +174,7 @@ __device__ __forceinline__ void wide_producer(const ForestAttentionParams& p, ui
   const bool one_block = p.block_size % C::kRowsPerLane == 0;
   int units = 0;    // units taken
   int tiles = 0;    // tiles issued (stage = tiles % kStages)
-  int qloads = 0;   // Q buffers filled (buffer = qloads % 2)
+  int qloads = 0;   // Q buffers filled (buffer = qloads % kQBuffers)
   int next = tid == 0 ? take_work(p.work_state + 0, p.num_wide_units) : 0;  // one unit ahead
   for (;;) {
     // ---- the next unit, from thread 0 to the producer threads (two slots: thread 0 writes slot
@@ -201,10 +201,10 @@ __device__ __forceinline__ void wide_producer(const ForestAttentionParams& p, ui
     int page[1] = {lookup(0)};
     int page_next = lookup(1);  // in flight while this unit's Q and tile 0 are issued
 
-    // ---- Q rows -> Q buffer (qloads % 2), zero past the unit's rows; the token ids of a pair of
-    // chunks are loaded together (two loads in flight, not one)
-    const int qbuf = qloads & 1;
-    mbar_wait(ctrl + C::kBarQEmpty + 8 * qbuf, ((qloads >> 1) & 1) ^ 1);
+    // ---- Q rows -> Q buffer (qloads % kQBuffers), zero past the unit's rows; the token ids of a
+    // pair of chunks are loaded together (two loads in flight, not one)
+    const int qbuf = qloads % C::kQBuffers;
+    mbar_wait(ctrl + C::kBarQEmpty + 8 * qbuf, ((qloads / C::kQBuffers) & 1) ^ 1);
     ++qloads;
     {
       const uint32_t qbase = base + C::kQOffset + qbuf * C::kQBufBytes;
@@ -379,12 +379,12 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
   using C = ForestConfigSm90<kD>;
   constexpr int kKSteps = kD / 16;       // k16 steps of S = Q K^T
   constexpr int kPSteps = C::kTileKeys / 16;  // k16 steps of O += P V
-  constexpr int kSN = 32;                // S accumulators per thread (m64n64)
-  // v3: k16 steps of S whose Q fragment stays in registers (the rest read Q from shared memory):
-  // all of them at D = 64; three of eight at D = 128 (ptxas -v, nvcc 13.0: all eight serialize the
-  // wgmmas for want of registers (C7512), five or six spill; four fit only while the mask test
-  // reads the unit's descriptor from memory every tile, three leave room for first_masked).
-  constexpr int kQRegSteps = kD == 64 ? kKSteps : 3;
+  constexpr int kSN = C::kTileKeys / 2;  // S accumulators per thread (m64 x kTileKeys)
+  constexpr int kSCols = C::kTileKeys / 8;  // 8-key column blocks of S
+  // k16 steps of S whose Q fragment stays in registers (the rest read Q from shared memory): all of
+  // them at D = 64; none at D = 128 with 128-key tiles (ptxas -v, nvcc 13.0: two or three steps
+  // spill in the tile loop, four serialize the wgmmas (C7512); with 64-key tiles three fitted).
+  constexpr int kQRegSteps = kD == 64 ? kKSteps : 0;
   constexpr bool kQAllInRegs = kQRegSteps == kKSteps;
   const int wtid = ctid % 128;           // thread in the warpgroup
   const int warp = wtid / 32;
@@ -397,7 +397,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
 
   // Stage 0's K (K-major) and V (N-major: LBO = the next 64 columns) descriptors.
   const uint64_t k_desc0 = wgmma_desc_sw128(base + C::kStageOffset, 16, 1024);
-  const uint64_t v_desc0 = wgmma_desc_sw128(base + C::kStageOffset + C::kTileBytes, C::kRegionBytes64, 1024);
+  const uint64_t v_desc0 = wgmma_desc_sw128(base + C::kStageOffset + C::kTileBytes, C::kTileRegionBytes, 1024);
   int units = 0, tiles = 0, qloads = 0;
   if (kV3 && wg == 1) pingpong_pass(wg);  // warpgroup 0 goes first
   for (;;) {
@@ -416,8 +416,8 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     const int n_tiles = unit_tiles(u, C::kTileKeys);
     const int rows = u.q_count * group;
     const bool active = wg * C::kWgRows < rows;  // warpgroup-uniform
-    const int qbuf = qloads & 1;
-    const uint32_t q_parity = (qloads >> 1) & 1;
+    const int qbuf = qloads % C::kQBuffers;
+    const uint32_t q_parity = (qloads / C::kQBuffers) & 1;
     ++qloads;
     const uint32_t q_addr = base + C::kQOffset + qbuf * C::kQBufBytes + wg * C::kQWgBytes;
     auto release_q = [&] {
@@ -497,33 +497,33 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     // with ldmatrix from the 128-byte-swizzled Q buffer), so S = Q K^T reads only K from shared
     // memory (SS wgmma re-reads Q for every instruction: a third of the CTA's shared-memory
     // traffic). Lane l addresses row l % 8 + 8 ((l / 8) % 2) of the warp, chunk 2 ks + l / 16.
-    uint32_t qf[kV3 ? kQRegSteps : 1][4];
+    uint32_t qf[kQRegSteps > 0 ? kQRegSteps : 1][4];
     auto load_q_frags = [&] {
       const int r = warp * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
       CANOPY_UNROLL
-      for (int ks = 0; ks < (kV3 ? kQRegSteps : 0); ++ks) {
+      for (int ks = 0; ks < kQRegSteps; ++ks) {
         const int chunk = 2 * ks + (lane >> 4);
         ldmatrix_x4(qf[ks], q_addr + static_cast<uint32_t>(sw128_offset(r, chunk, C::kWgRows)));
       }
     };
     // Descriptors: a per-stage base plus compile-time offsets (wgmma_desc_advance).
     const uint64_t q_desc = wgmma_desc_sw128(q_addr, 16, 1024);
-    auto k_step_offset = [](int ks) { return static_cast<uint32_t>((ks / 4) * C::kRegionBytes64 + (ks % 4) * 32); };
-    auto issue_s_rs = [&](int t) {
-      const uint64_t kd = wgmma_desc_advance(k_desc0, static_cast<uint32_t>(stage_of(t) * C::kStageBytes));
-      CANOPY_UNROLL
-      for (int i = 0; i < kSN; ++i) reg_fence(s[i]);
-      wgmma_fence();
-      CANOPY_UNROLL
-      for (int ks = 0; ks < (kV3 ? kKSteps : 0); ++ks) {
-        const uint32_t koff = k_step_offset(ks);
-        if (ks < kQRegSteps) {
-          wgmma_m64n64k16_rs_kmajor(s, qf[ks < kQRegSteps ? ks : 0], wgmma_desc_advance(kd, koff), ks > 0 ? 1 : 0);
-        } else {
-          wgmma_m64n64k16_ss(s, wgmma_desc_advance(q_desc, koff), wgmma_desc_advance(kd, koff), ks > 0 ? 1 : 0);
-        }
+    // A k16 step: 32 bytes into the rows of a region, the next region every 4 steps.
+    auto q_step_offset = [](int ks) { return static_cast<uint32_t>((ks / 4) * C::kQRegionBytes + (ks % 4) * 32); };
+    auto k_step_offset = [](int ks) { return static_cast<uint32_t>((ks / 4) * C::kTileRegionBytes + (ks % 4) * 32); };
+    auto s_mma_ss = [&](uint64_t da, uint64_t db, int accumulate) {
+      if constexpr (kSN == 64) {
+        wgmma_m64n128k16_ss(s, da, db, accumulate);
+      } else {
+        wgmma_m64n64k16_ss(s, da, db, accumulate);
       }
-      wgmma_commit();
+    };
+    auto s_mma_rs = [&](const uint32_t (&a)[4], uint64_t db, int accumulate) {
+      if constexpr (kSN == 64) {
+        wgmma_m64n128k16_rs_kmajor(s, a, db, accumulate);
+      } else {
+        wgmma_m64n64k16_rs_kmajor(s, a, db, accumulate);
+      }
     };
     auto issue_s = [&](int t) {
       const uint64_t kd = wgmma_desc_advance(k_desc0, static_cast<uint32_t>(stage_of(t) * C::kStageBytes));
@@ -533,7 +533,11 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       CANOPY_UNROLL
       for (int ks = 0; ks < kKSteps; ++ks) {
         const uint32_t koff = k_step_offset(ks);
-        wgmma_m64n64k16_ss(s, wgmma_desc_advance(q_desc, koff), wgmma_desc_advance(kd, koff), ks > 0 ? 1 : 0);
+        if (ks < kQRegSteps) {
+          s_mma_rs(qf[ks < kQRegSteps ? ks : 0], wgmma_desc_advance(kd, koff), ks > 0 ? 1 : 0);
+        } else {
+          s_mma_ss(wgmma_desc_advance(q_desc, q_step_offset(ks)), wgmma_desc_advance(kd, koff), ks > 0 ? 1 : 0);
+        }
       }
       wgmma_commit();
     };
@@ -579,7 +583,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       if (t >= first_masked) {
         const int tile_key0 = u.kv_begin + t * C::kTileKeys;
         CANOPY_UNROLL
-        for (int j = 0; j < 8; ++j)
+        for (int j = 0; j < kSCols; ++j)
           CANOPY_UNROLL
           for (int e = 0; e < 4; ++e) {
             const int key = tile_key0 + 8 * j + 2 * t4 + (e & 1);
@@ -590,7 +594,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       for (int h = 0; h < 2; ++h) {
         float mx = neg_inf;
         CANOPY_UNROLL
-        for (int j = 0; j < 8; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
+        for (int j = 0; j < kSCols; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         // Lazy rescaling: the reference maximum moves only when the tile's maximum exceeds it by
@@ -606,7 +610,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
         const float m_use = row_m[h] == neg_inf ? 0.0f : row_m[h];  // no key yet: exp2(-inf) = 0
         float sum = 0.0f;
         CANOPY_UNROLL
-        for (int j = 0; j < 8; ++j)
+        for (int j = 0; j < kSCols; ++j)
           CANOPY_UNROLL
           for (int e = 0; e < 2; ++e) {
             float& x = s[4 * j + 2 * h + e];
@@ -628,111 +632,62 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
         acc.o[4 * j + 3] *= alpha[1];
       }
     };
-    // Scale, mask and online softmax of tile t's scores; P (bf16) -> pa; rescales acc.
-    auto softmax = [&](int t) {
-      const int tile_key0 = u.kv_begin + t * C::kTileKeys;
-      const bool need_mask = t >= first_masked;
-      CANOPY_UNROLL
-      for (int h = 0; h < 2; ++h) {
-        float v[16];
-        CANOPY_UNROLL
-        for (int j = 0; j < 8; ++j) {
-          CANOPY_UNROLL
-          for (int e = 0; e < 2; ++e) {
-            float x = s[4 * j + 2 * h + e] * p.scale_log2;
-            if (need_mask) {
-              const int key = tile_key0 + 8 * j + 2 * t4 + e;
-              if (key >= u.kv_end || u.kv_pos0 + key > qpos[h]) x = neg_inf;
-            }
-            v[2 * j + e] = x;
-          }
-        }
-        const float alpha = online_softmax_step(v, row_m[h], row_l[h]);
-        CANOPY_UNROLL
-        for (int j = 0; j < 8; ++j) {
-          s[4 * j + 2 * h] = v[2 * j];
-          s[4 * j + 2 * h + 1] = v[2 * j + 1];
-        }
-        CANOPY_UNROLL
-        for (int j = 0; j < kD / 8; ++j) {
-          acc.o[4 * j + 2 * h] *= alpha;
-          acc.o[4 * j + 2 * h + 1] *= alpha;
-        }
-      }
-      pack_p(pa[0]);
-    };
 
     wait_data(C::kBarQFull + 8 * qbuf, q_parity);
     wait_data(C::kBarFull + 8 * stage_of(0), full_parity(0));
-    if constexpr (!kV3) {
-      // v2: per tile, P V of this tile and S of the next go to the tensor core together; the
-      // softmax waits for both (the two warpgroups overlap only as far as they drift apart).
-      issue_s(0);
+    // The tile pipeline (v3.5, both wide pipelines): per tile, P V of this tile and then, once
+    // P's registers are free, S of the next, in this warpgroup's turn at the tensor core (v3:
+    // named barriers, ping-pong: one warpgroup issues its GEMMs while the other runs its softmax;
+    // v2: no turns, the warpgroups overlap as far as they drift apart). With 128-key tiles, S (64
+    // registers), P (32) and O (64) cannot all be pinned by in-flight wgmmas (ptxas serializes
+    // every wgmma and spills at 232 registers), so v3.0-v3.4's overlap of the softmax with the
+    // warpgroup's own P V (64-key tiles) gave way to the larger tiles: fewer instructions per key,
+    // and the ping-pong covers the softmax. No non-wgmma instruction touches an accumulator while
+    // a wgmma is in flight (ptxas would serialize every wgmma): P is packed and O rescaled after
+    // the waits.
+    auto take_turn = [&] {
+      if constexpr (kV3) pingpong_wait(wg);
+    };
+    auto pass_turn = [&] {
+      if constexpr (kV3) pingpong_pass(wg);
+    };
+    float alpha[2] = {1.0f, 1.0f};
+    load_q_frags();
+    if (kQAllInRegs) release_q();  // Q lives in registers now: the next unit's Q may load
+    take_turn();
+    issue_s(0);
+    pass_turn();
+    wgmma_wait<0>();
+    settle_s();
+    if (!kQAllInRegs && n_tiles == 1) release_q();  // S of the last tile has read Q
+    softmax_v3(0, alpha);
+    pack_p(pa[0]);
+    // Every tile but the last (straight-line code between the issues and the waits: with an issue
+    // under a condition ptxas cannot tell which wait retired it, and serializes every wgmma).
+    for (int t = 0; t + 1 < n_tiles; ++t) {
+      // The data first, then the turn: a warpgroup never holds the tensor core's turn while it
+      // waits for a tile.
+      wait_data(C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
+      take_turn();
+      issue_pv(t, pa[0]);
       wgmma_wait<0>();
       settle();
-      if (n_tiles == 1) release_q();
-      softmax(0);
-      for (int t = 0; t < n_tiles; ++t) {
-        issue_pv(t, pa[0]);
-        if (t + 1 < n_tiles) {
-          wait_data(C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
-          issue_s(t + 1);
-        }
-        wgmma_wait<0>();
-        settle();
-        release_stage(t);
-        if (t + 1 < n_tiles) {
-          if (t + 2 == n_tiles) release_q();
-          softmax(t + 1);
-        }
-      }
-    } else {
-      // v3 (FA3's intra-warpgroup overlap): S of tile t + 1 is issued before P V of tile t; once
-      // S lands (wait_group 1: the P V may still run) the softmax of tile t + 1 (max, exp2, sums)
-      // runs under this warpgroup's own P V. Only after that P V has retired is P packed into the
-      // A-operand registers it was reading and O rescaled (no non-wgmma instruction may touch a
-      // wgmma's accumulators while any wgmma is in flight: ptxas would serialize every wgmma).
-      // The two warpgroups take turns at the tensor core (named barriers, ping-pong): one issues
-      // its GEMMs while the other runs its softmax.
-      float alpha[2] = {1.0f, 1.0f};
-      load_q_frags();
-      if (kQAllInRegs) release_q();  // Q lives in registers now: the next unit's Q may load
-      pingpong_wait(wg);
-      issue_s_rs(0);
-      pingpong_pass(wg);
+      issue_s(t + 1);
+      pass_turn();
+      release_stage(t);
       wgmma_wait<0>();
       settle_s();
-      if (!kQAllInRegs && n_tiles == 1) release_q();  // S of the last tile has read Q
-      softmax_v3(0, alpha);
+      if (!kQAllInRegs && t + 2 == n_tiles) release_q();  // S of the last tile has read Q
+      softmax_v3(t + 1, alpha);
       pack_p(pa[0]);
-      // Every tile but the last (straight-line code between the issues and the waits: with the
-      // issue of S under a condition ptxas cannot tell that wait_group 1 retired S, and
-      // serializes every wgmma).
-      for (int t = 0; t + 1 < n_tiles; ++t) {
-        // The data first, then the turn: a warpgroup never holds the tensor core's turn while it
-        // waits for a tile.
-        wait_data(C::kBarFull + 8 * stage_of(t + 1), full_parity(t + 1));
-        pingpong_wait(wg);
-        issue_s_rs(t + 1);
-        issue_pv(t, pa[0]);
-        pingpong_pass(wg);
-        wgmma_wait<1>();  // S(t + 1) has landed; P V(t) may still run
-        settle_s();
-        if (!kQAllInRegs && t + 2 == n_tiles) release_q();  // S of the last tile has read Q
-        softmax_v3(t + 1, alpha);
-        wgmma_wait<0>();
-        settle();
-        release_stage(t);
-        pack_p(pa[0]);
-        rescale_o(alpha);  // by tile t + 1's factor, before its P V
-      }
-      pingpong_wait(wg);
-      issue_pv(n_tiles - 1, pa[0]);
-      pingpong_pass(wg);
-      wgmma_wait<0>();
-      settle();
-      release_stage(n_tiles - 1);
+      rescale_o(alpha);  // by tile t + 1's factor, before its P V
     }
+    take_turn();
+    issue_pv(n_tiles - 1, pa[0]);
+    pass_turn();
+    wgmma_wait<0>();
+    settle();
+    release_stage(n_tiles - 1);
     tiles += n_tiles;
 
     // ---- normalize, LSE, output

@@ -9,7 +9,7 @@
 //   wide mode (shared nodes, tensor-core bound): warpgroups 0 and 1 are consumers of 64 rows each
 //     (wgmma: S = Q K^T from shared memory, O += P V with P from registers), warpgroup 2 the
 //     producer (cp.async of Q rows and K/V tiles into shared memory, signalled through mbarriers).
-//     Up to 128 rows per unit; 64-key tiles; kStages stages.
+//     Up to 128 rows per unit; 128-key tiles; kStages stages.
 //   narrow mode (unique leaves, bandwidth bound): warps 0-7 each stream leaves (up to 16 rows,
 //     mma.sync m16n8k16 as in v1) through their own kLeafStages-deep cp.async ring of 16-key
 //     tiles; the ring runs across consecutive leaves, so a warp never drains between two leaves.
@@ -51,18 +51,25 @@ struct ForestConfigSm90 {
   // ---- wide mode
   static constexpr int kWideRows = 128;         // 2 consumer warpgroups x 64 rows
   static constexpr int kWgRows = 64;
-  static constexpr int kTileKeys = 64;
-  static constexpr int kStages = 4;
-  static constexpr int kRegionBytes64 = 64 * 128;            // a region of 64 rows
+  // 128-key tiles (v3.5; 64 before): S = Q K^T is one m64n128k16 wgmma per k16 step and every
+  // per-tile cost (barrier waits, ping-pong turns, descriptors, the mask test, the loop) is paid
+  // once per 128 keys. The producer looks ahead kStages - 2 tiles (two are in use by the
+  // consumers), as many keys as 4 stages of 64 did.
+  static constexpr int kTileKeys = 128;
+  // D = 128: 3 stages of 64 KB and one Q buffer of 32 KB (224 KB); D = 64: 4 stages of 32 KB and two.
+  static constexpr int kStages = kD == 128 ? 3 : 4;
+  static constexpr int kQBuffers = kD == 128 ? 1 : 2;        // units alternate between them
+  static constexpr int kQRegionBytes = kWgRows * 128;        // a region of a warpgroup's Q (64 rows)
+  static constexpr int kTileRegionBytes = kTileKeys * 128;   // a region of a K or V tile
   static constexpr int kQWgBytes = kWgRows * kD * 2;         // one warpgroup's Q rows
   static constexpr int kQBufBytes = 2 * kQWgBytes;           // a unit's Q (both warpgroups)
   static constexpr int kTileBytes = kTileKeys * kD * 2;      // a K (or V) tile
   static constexpr int kStageBytes = 2 * kTileBytes;         // K then V
-  static constexpr int kQOffset = 0;                         // 2 Q buffers (units alternate)
-  static constexpr int kStageOffset = 2 * kQBufBytes;
+  static constexpr int kQOffset = 0;                         // kQBuffers Q buffers
+  static constexpr int kStageOffset = kQBuffers * kQBufBytes;
   static constexpr int kWideBytes = kStageOffset + kStages * kStageBytes;
   // Producer copy geometry: the 128 threads of warpgroup 2 (one warp per scheduler: the address
-  // arithmetic of 2 x 64 x kChunks 16-byte copies per tile is spread over the SM) copy a 64-key
+  // arithmetic of 2 x kTileKeys x kChunks 16-byte copies per tile is spread over the SM) copy a
   // tile, each kRowsPerLane consecutive rows of one chunk column, with one block lookup when the
   // block size is a multiple of kRowsPerLane.
   static constexpr int kProducerThreads = 128;
