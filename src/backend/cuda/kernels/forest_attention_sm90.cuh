@@ -471,7 +471,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     // mask_from); one register, so the tile loop reads no descriptor field from global memory
     // except in a masked tile. (v3 read kv_begin, kv_end and mask_from per tile until v3.3: ncu put
     // ~12% of the consumer warps' stall samples on those L1 hits, exposed right after the wgmma
-    // wait; the register comes from keeping one k16 step less of Q in registers, see kQRegSteps.)
+    // wait.)
     const int first_masked = [&] {
       const int limit = (u.mask_from < u.kv_end ? u.mask_from : u.kv_end) - u.kv_begin;
       return limit > 0 ? limit / C::kTileKeys : 0;
@@ -493,10 +493,11 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     float s[kSN];
     uint32_t pa[1][kPSteps][4];  // P of a tile as the bf16 A operand of P V
 
-    // v3: this warp's 16 Q rows as A fragments (per k16 step: the mma.m16n8k16 A fragment, read
-    // with ldmatrix from the 128-byte-swizzled Q buffer), so S = Q K^T reads only K from shared
-    // memory (SS wgmma re-reads Q for every instruction: a third of the CTA's shared-memory
-    // traffic). Lane l addresses row l % 8 + 8 ((l / 8) % 2) of the warp, chunk 2 ks + l / 16.
+    // The first kQRegSteps k16 steps of this warp's 16 Q rows as A fragments (the mma.m16n8k16 A
+    // fragment, read with ldmatrix from the 128-byte-swizzled Q buffer), so those steps of S = Q K^T
+    // read only K from shared memory (SS wgmma re-reads Q for every instruction). All of them at
+    // D = 64, none at D = 128 (kQRegSteps). Lane l addresses row l % 8 + 8 ((l / 8) % 2) of the
+    // warp, chunk 2 ks + l / 16.
     uint32_t qf[kQRegSteps > 0 ? kQRegSteps : 1][4];
     auto load_q_frags = [&] {
       const int r = warp * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
