@@ -163,14 +163,20 @@ Variant parse_variant(const std::string& name) {
     v.automatic = true;
     return v;
   }
+  // The number that follows a suffix tag, in [1, hi].
+  auto count = [&](const std::string& digits, const char* what, const char* range_what, int hi) {
+    int n = 0;
+    try {
+      n = std::stoi(digits);
+    } catch (const std::exception&) {
+      fail("--variants: '{}': {} is not a number", name, what);
+    }
+    CANOPY_CHECK(n >= 1 && n <= hi, "--variants: '{}': {} out of range", name, range_what);
+    return n;
+  };
   std::string rest = name;
   if (const size_t wp = rest.find("-wp"); wp != std::string::npos) {
-    try {
-      v.wide_pieces = std::stoi(rest.substr(wp + 3));
-    } catch (const std::exception&) {
-      fail("--variants: '{}': piece count is not a number", name);
-    }
-    CANOPY_CHECK(v.wide_pieces >= 1 && v.wide_pieces <= 64, "--variants: '{}': pieces per CTA out of range", name);
+    v.wide_pieces = count(rest.substr(wp + 3), "piece count", "pieces per CTA", 64);
     rest = rest.substr(0, wp);
   }
   if (const size_t pf = rest.find("-pf"); pf != std::string::npos && pf + 3 == rest.size()) {
@@ -178,12 +184,7 @@ Variant parse_variant(const std::string& name) {
     rest = rest.substr(0, pf);
   }
   if (const size_t sm = rest.find("-sm"); sm != std::string::npos) {
-    try {
-      v.grid_ctas = std::stoi(rest.substr(sm + 3));
-    } catch (const std::exception&) {
-      fail("--variants: '{}': SM count is not a number", name);
-    }
-    CANOPY_CHECK(v.grid_ctas >= 1 && v.grid_ctas <= 100000, "--variants: '{}': SM count out of range", name);
+    v.grid_ctas = count(rest.substr(sm + 3), "SM count", "SM count", 100000);
     rest = rest.substr(0, sm);
   }
   if (rest.rfind("v1", 0) == 0) {
@@ -206,12 +207,7 @@ Variant parse_variant(const std::string& name) {
   } else if (rest == "-leaves") {
     v.subset = Variant::Subset::kLeaves;
   } else if (rest.rfind("-tc", 0) == 0 && rest.size() > 3) {
-    try {
-      v.tensor_ctas = std::stoi(rest.substr(3));
-    } catch (const std::exception&) {
-      fail("--variants: '{}': tensor CTA count is not a number", name);
-    }
-    CANOPY_CHECK(v.tensor_ctas >= 1 && v.tensor_ctas <= 100000, "--variants: '{}': tensor CTAs out of range", name);
+    v.tensor_ctas = count(rest.substr(3), "tensor CTA count", "tensor CTAs", 100000);
   } else {
     CANOPY_CHECK(rest.empty(), "--variants: unknown variant '{}'", name);
   }

@@ -476,69 +476,43 @@ inline void wgmma_wait() {
   size_t keep = N;
   ::canopy::emu::warpgroup_collective(emu_wgmma::retire, &keep);
 }
-inline void wgmma_m64n64k16_ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+// The instructions' operands as one Op: A from shared memory (desc_a) or from registers (a), B
+// K-major or N-major (b_mn_major).
+inline void wgmma_issue_ss(int n, float* d, uint64_t desc_a, uint64_t desc_b, int accumulate) {
   emu_wgmma::Op op;
-  op.n = 64;
+  op.n = n;
   op.accumulate = accumulate != 0;
   op.desc_a = desc_a;
   op.desc_b = desc_b;
   op.d = d;
   wgmma_issue(op);
+}
+inline void wgmma_issue_rs(int n, float* d, const uint32_t (&a)[4], uint64_t desc_b, bool b_mn_major, int accumulate) {
+  emu_wgmma::Op op;
+  op.n = n;
+  op.a_in_regs = true;
+  op.b_mn_major = b_mn_major;
+  op.accumulate = accumulate != 0;
+  op.desc_b = desc_b;
+  for (int i = 0; i < 4; ++i) op.a[i] = a[i];
+  op.a_src = a;
+  op.d = d;
+  wgmma_issue(op);
+}
+inline void wgmma_m64n64k16_ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+  wgmma_issue_ss(64, d, desc_a, desc_b, accumulate);
 }
 inline void wgmma_m64n64k16_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t desc_b) {
-  emu_wgmma::Op op;
-  op.n = 64;
-  op.a_in_regs = true;
-  op.b_mn_major = true;
-  op.desc_b = desc_b;
-  for (int i = 0; i < 4; ++i) op.a[i] = a[i];
-  op.a_src = a;
-  op.d = d;
-  wgmma_issue(op);
-}
-inline void wgmma_m64n64k16_rs_kmajor(float (&d)[32], const uint32_t (&a)[4], uint64_t desc_b, int accumulate) {
-  emu_wgmma::Op op;
-  op.n = 64;
-  op.a_in_regs = true;
-  op.b_mn_major = false;
-  op.accumulate = accumulate != 0;
-  op.desc_b = desc_b;
-  for (int i = 0; i < 4; ++i) op.a[i] = a[i];
-  op.a_src = a;
-  op.d = d;
-  wgmma_issue(op);
+  wgmma_issue_rs(64, d, a, desc_b, true, 1);
 }
 inline void wgmma_m64n128k16_ss(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int accumulate) {
-  emu_wgmma::Op op;
-  op.n = 128;
-  op.accumulate = accumulate != 0;
-  op.desc_a = desc_a;
-  op.desc_b = desc_b;
-  op.d = d;
-  wgmma_issue(op);
+  wgmma_issue_ss(128, d, desc_a, desc_b, accumulate);
 }
 inline void wgmma_m64n128k16_rs_kmajor(float (&d)[64], const uint32_t (&a)[4], uint64_t desc_b, int accumulate) {
-  emu_wgmma::Op op;
-  op.n = 128;
-  op.a_in_regs = true;
-  op.b_mn_major = false;
-  op.accumulate = accumulate != 0;
-  op.desc_b = desc_b;
-  for (int i = 0; i < 4; ++i) op.a[i] = a[i];
-  op.a_src = a;
-  op.d = d;
-  wgmma_issue(op);
+  wgmma_issue_rs(128, d, a, desc_b, false, accumulate);
 }
 inline void wgmma_m64n128k16_rs(float (&d)[64], const uint32_t (&a)[4], uint64_t desc_b) {
-  emu_wgmma::Op op;
-  op.n = 128;
-  op.a_in_regs = true;
-  op.b_mn_major = true;
-  op.desc_b = desc_b;
-  for (int i = 0; i < 4; ++i) op.a[i] = a[i];
-  op.a_src = a;
-  op.d = d;
-  wgmma_issue(op);
+  wgmma_issue_rs(128, d, a, desc_b, true, 1);
 }
 
 }  // namespace canopy::kernels

@@ -379,6 +379,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
   using C = ForestConfigSm90<kD>;
   constexpr int kKSteps = kD / 16;       // k16 steps of S = Q K^T
   constexpr int kPSteps = C::kTileKeys / 16;  // k16 steps of O += P V
+  static_assert(C::kTileKeys == 128, "S is one m64n128k16 wgmma per k16 step");
   constexpr int kSN = C::kTileKeys / 2;  // S accumulators per thread (m64 x kTileKeys)
   constexpr int kSCols = C::kTileKeys / 8;  // 8-key column blocks of S
   // k16 steps of S whose Q fragment stays in registers (the rest read Q from shared memory): all of
@@ -512,20 +513,6 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     // A k16 step: 32 bytes into the rows of a region, the next region every 4 steps.
     auto q_step_offset = [](int ks) { return static_cast<uint32_t>((ks / 4) * C::kQRegionBytes + (ks % 4) * 32); };
     auto k_step_offset = [](int ks) { return static_cast<uint32_t>((ks / 4) * C::kTileRegionBytes + (ks % 4) * 32); };
-    auto s_mma_ss = [&](uint64_t da, uint64_t db, int accumulate) {
-      if constexpr (kSN == 64) {
-        wgmma_m64n128k16_ss(s, da, db, accumulate);
-      } else {
-        wgmma_m64n64k16_ss(s, da, db, accumulate);
-      }
-    };
-    auto s_mma_rs = [&](const uint32_t (&a)[4], uint64_t db, int accumulate) {
-      if constexpr (kSN == 64) {
-        wgmma_m64n128k16_rs_kmajor(s, a, db, accumulate);
-      } else {
-        wgmma_m64n64k16_rs_kmajor(s, a, db, accumulate);
-      }
-    };
     auto issue_s = [&](int t) {
       const uint64_t kd = wgmma_desc_advance(k_desc0, static_cast<uint32_t>(stage_of(t) * C::kStageBytes));
       CANOPY_UNROLL
@@ -535,9 +522,10 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       for (int ks = 0; ks < kKSteps; ++ks) {
         const uint32_t koff = k_step_offset(ks);
         if (ks < kQRegSteps) {
-          s_mma_rs(qf[ks < kQRegSteps ? ks : 0], wgmma_desc_advance(kd, koff), ks > 0 ? 1 : 0);
+          wgmma_m64n128k16_rs_kmajor(s, qf[ks < kQRegSteps ? ks : 0], wgmma_desc_advance(kd, koff), ks > 0 ? 1 : 0);
         } else {
-          s_mma_ss(wgmma_desc_advance(q_desc, q_step_offset(ks)), wgmma_desc_advance(kd, koff), ks > 0 ? 1 : 0);
+          wgmma_m64n128k16_ss(s, wgmma_desc_advance(q_desc, q_step_offset(ks)), wgmma_desc_advance(kd, koff),
+                              ks > 0 ? 1 : 0);
         }
       }
       wgmma_commit();
@@ -575,11 +563,11 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
         pb[kk][3] = pack_bf16x2(s[4 * (2 * kk + 1) + 2], s[4 * (2 * kk + 1) + 3]);
       }
     };
-    // v3 softmax of tile t's raw scores, in place (s = unnormalized probabilities): the scale is
+    // Softmax of tile t's raw scores, in place (s = unnormalized probabilities): the scale is
     // folded into one FFMA per score (max taken on raw scores: the scale is positive), exp2 on the
     // fast path; O is *not* touched (its P V may be in flight): alpha[h] is the factor to rescale
     // row h with once it has retired.
-    auto softmax_v3 = [&](int t, float (&alpha)[2]) {
+    auto softmax_tile = [&](int t, float (&alpha)[2]) {
       const float scale = p.scale_log2;
       if (t >= first_masked) {
         const int tile_key0 = u.kv_begin + t * C::kTileKeys;
@@ -622,7 +610,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       }
     };
     // O *= alpha per row, skipped for a thread whose rows kept their reference maximum (alpha ==
-    // 1: most tiles, with the lazy rescaling of softmax_v3).
+    // 1: most tiles, with the lazy rescaling of softmax_tile).
     auto rescale_o = [&](const float (&alpha)[2]) {
       if (alpha[0] == 1.0f && alpha[1] == 1.0f) return;
       CANOPY_UNROLL
@@ -661,7 +649,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     wgmma_wait<0>();
     settle_s();
     if (!kQAllInRegs && n_tiles == 1) release_q();  // S of the last tile has read Q
-    softmax_v3(0, alpha);
+    softmax_tile(0, alpha);
     pack_p(pa[0]);
     // Every tile but the last (straight-line code between the issues and the waits: with an issue
     // under a condition ptxas cannot tell which wait retired it, and serializes every wgmma).
@@ -679,7 +667,7 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
       wgmma_wait<0>();
       settle_s();
       if (!kQAllInRegs && t + 2 == n_tiles) release_q();  // S of the last tile has read Q
-      softmax_v3(t + 1, alpha);
+      softmax_tile(t + 1, alpha);
       pack_p(pa[0]);
       rescale_o(alpha);  // by tile t + 1's factor, before its P V
     }
