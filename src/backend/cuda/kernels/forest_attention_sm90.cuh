@@ -358,9 +358,9 @@ __device__ __forceinline__ void pingpong_pass(int wg) {
   }
 }
 
-// Lazy rescaling (v3 and the leaf warps): a row's reference maximum moves only when a tile's
-// maximum exceeds it by more than this (log2 units; probabilities stay below 2^8 = 256, well inside
-// bf16 and f32 range).
+// Lazy rescaling (the wide consumers and the leaf warps): a row's reference maximum moves only when
+// a tile's maximum exceeds it by more than this (log2 units; probabilities stay below 2^8 = 256,
+// well inside bf16 and f32 range).
 inline constexpr float kRescaleSlack = 8.0f;
 
 __device__ __forceinline__ float exp2_approx(float x) {
@@ -371,6 +371,21 @@ __device__ __forceinline__ float exp2_approx(float x) {
 #else
   return exp2f(x);
 #endif
+}
+
+// One tile of a row's online softmax with lazy rescaling: m_tile is the tile's maximum (log2
+// units, already scaled). Moves the reference maximum row_m only when m_tile exceeds it by more
+// than kRescaleSlack (also the row's first keys: row_m = -inf), sets alpha to the factor that
+// rescales the row's O and sum (1 when the reference stayed), and returns the offset to
+// exponentiate the tile's scores against (0 for a row with no key yet: exp2(-inf) = 0). Exact:
+// every score of the row is exponentiated against the same reference, and the LSE uses it.
+__device__ __forceinline__ float lazy_reference_max(float m_tile, float& row_m, float& alpha) {
+  alpha = 1.0f;
+  if (m_tile > row_m + kRescaleSlack) {
+    alpha = exp2_approx(row_m - m_tile);
+    row_m = m_tile;
+  }
+  return row_m == neg_inf_f32() ? 0.0f : row_m;
 }
 
 template <int kD, bool kV3>
@@ -565,8 +580,8 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
     };
     // Softmax of tile t's raw scores, in place (s = unnormalized probabilities): the scale is
     // folded into one FFMA per score (max taken on raw scores: the scale is positive), exp2 on the
-    // fast path; O is *not* touched (its P V may be in flight): alpha[h] is the factor to rescale
-    // row h with once it has retired.
+    // fast path; O is not touched here: alpha[h] is the factor to rescale row h with (rescale_o)
+    // before the tile's P V.
     auto softmax_tile = [&](int t, float (&alpha)[2]) {
       const float scale = p.scale_log2;
       if (t >= first_masked) {
@@ -586,17 +601,9 @@ __device__ __forceinline__ void wide_consumer(const ForestAttentionParams& p, ui
         for (int j = 0; j < kSCols; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        // Lazy rescaling: the reference maximum moves only when the tile's maximum exceeds it by
-        // more than kRescaleSlack (log2 units), so most tiles skip the O rescale (64
-        // multiplications) and its exp2. Exact: every score of the row is exponentiated against
-        // the same reference, and the LSE uses it; probabilities stay below 2^kRescaleSlack.
-        const float m_tile = mx * scale;
-        alpha[h] = 1.0f;
-        if (m_tile > row_m[h] + kRescaleSlack) {  // also the first keys of the row (row_m = -inf)
-          alpha[h] = exp2_approx(row_m[h] - m_tile);
-          row_m[h] = m_tile;
-        }
-        const float m_use = row_m[h] == neg_inf ? 0.0f : row_m[h];  // no key yet: exp2(-inf) = 0
+        // Lazy rescaling: most tiles keep the reference maximum and skip the O rescale (64
+        // multiplications) and its exp2.
+        const float m_use = lazy_reference_max(mx * scale, row_m[h], alpha[h]);
         float sum = 0.0f;
         CANOPY_UNROLL
         for (int j = 0; j < kSCols; ++j)
@@ -1045,14 +1052,8 @@ __device__ __forceinline__ void leaf_warp(const ForestAttentionParams& p, unsign
         float mx = fmaxf(fmaxf(v[0], v[1]), fmaxf(v[2], v[3]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        // Lazy rescaling (kRescaleSlack): most tiles keep the reference maximum.
-        const float m_tile = mx * p.scale_log2;
-        float alpha = 1.0f;
-        if (m_tile > row_m[h] + kRescaleSlack) {
-          alpha = exp2_approx(row_m[h] - m_tile);
-          row_m[h] = m_tile;
-        }
-        const float m_use = row_m[h] == neg_inf ? 0.0f : row_m[h];  // no key yet: exp2(-inf) = 0
+        float alpha;
+        const float m_use = lazy_reference_max(mx * p.scale_log2, row_m[h], alpha);
         float sum = 0.0f;
         CANOPY_UNROLL
         for (int i = 0; i < 4; ++i) {
